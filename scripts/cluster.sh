@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The project's private PostgreSQL cluster, under target/: start | stop | status | url.
+# It has its own data folder, port and socket folder and never touches another cluster.
+# As root, the server runs as the `postgres` user (initdb refuses root); otherwise as the caller.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_CONFIG="${PG_CONFIG:-/usr/bin/pg_config}"
+BINDIR="$("$PG_CONFIG" --bindir)"
+CLUSTER_DIR="${PGCN_CLUSTER_DIR:-$ROOT/target/pgcluster}"
+PGDATA="$CLUSTER_DIR/data"
+SOCKET_DIR="$CLUSTER_DIR/socket"
+LOG_FILE="$CLUSTER_DIR/server.log"
+PORT="${PGCN_PORT:-28815}"
+SUPERUSER=postgres
+
+say() { printf 'cluster: %s\n' "$*" >&2; }
+
+# Runs a server-side command as the cluster's owner.
+as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+url() {
+    printf 'postgres://%s@127.0.0.1:%s/postgres\n' "$SUPERUSER" "$PORT"
+}
+
+is_running() {
+    [ -f "$PGDATA/postmaster.pid" ] && as_owner "$BINDIR/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1
+}
+
+init_cluster() {
+    [ -f "$PGDATA/PG_VERSION" ] && return
+    say "creating a private cluster in $PGDATA"
+    mkdir -p "$CLUSTER_DIR"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$CLUSTER_DIR"
+        # The server user must be able to reach its folder through the project tree.
+        local dir="$CLUSTER_DIR"
+        while [ "$dir" != "/" ]; do
+            dir="$(dirname "$dir")"
+            if ! runuser -u postgres -- test -x "$dir"; then
+                say "the postgres user cannot enter $dir; set PGCN_CLUSTER_DIR to a reachable folder"
+                exit 1
+            fi
+        done
+    fi
+    as_owner "$BINDIR/initdb" -D "$PGDATA" -U "$SUPERUSER" --auth=trust \
+        --encoding=UTF8 --locale=C.UTF-8 >"$CLUSTER_DIR/initdb.log" 2>&1 \
+        || { cat "$CLUSTER_DIR/initdb.log" >&2; exit 1; }
+    as_owner mkdir -p "$SOCKET_DIR"
+    cat <<CONF | as_owner tee -a "$PGDATA/postgresql.conf" >/dev/null
+# pg_column_notify private cluster
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$SOCKET_DIR'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_preload_libraries = ''
+CONF
+}
+
+start() {
+    init_cluster
+    if is_running; then
+        return
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        say "port $PORT is taken by another server; set PGCN_PORT to a free port"
+        exit 1
+    fi
+    as_owner "$BINDIR/pg_ctl" -D "$PGDATA" -l "$LOG_FILE" -w -t 60 start >/dev/null \
+        || { tail -n 20 "$LOG_FILE" >&2; exit 1; }
+    say "started on port $PORT (log: $LOG_FILE)"
+}
+
+stop() {
+    if is_running; then
+        as_owner "$BINDIR/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+        say "stopped"
+    fi
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    restart) stop; start ;;
+    status) if is_running; then echo running; else echo stopped; exit 3; fi ;;
+    url) url ;;
+    *) echo "usage: $0 start|stop|restart|status|url" >&2; exit 2 ;;
+esac

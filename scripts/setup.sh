@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs what building and testing pg_column_notify needs; does nothing when all is there.
+# Idempotent: Debian packages, cargo-pgrx at the version Cargo.toml pins, `cargo pgrx init`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_CONFIG="${PG_CONFIG:-/usr/bin/pg_config}"
+PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang sudo)
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing_packages() {
+    local pkg
+    for pkg in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || echo "$pkg"
+    done
+}
+
+install_packages() {
+    local missing
+    missing="$(missing_packages)"
+    if [ -z "$missing" ]; then
+        return
+    fi
+    say "installing Debian packages: $(echo "$missing" | tr '\n' ' ')"
+    as_root apt-get update -qq
+    # shellcheck disable=SC2086
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+}
+
+pinned_pgrx_version() {
+    sed -n 's/^pgrx *= *"=\([0-9.]*\)".*/\1/p' "$ROOT/Cargo.toml" | head -n1
+}
+
+install_cargo_pgrx() {
+    local want have
+    want="$(pinned_pgrx_version)"
+    if [ -z "$want" ]; then
+        say "cannot read the pinned pgrx version from Cargo.toml"
+        exit 1
+    fi
+    have="$(cargo pgrx --version 2>/dev/null | awk '{print $2}' || true)"
+    if [ "$have" = "$want" ]; then
+        return
+    fi
+    say "installing cargo-pgrx $want (a few minutes)"
+    cargo install cargo-pgrx --version "$want" --locked
+}
+
+init_pgrx() {
+    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+    if [ -f "$config" ] && grep -q "^pg15 *= *\"$PG_CONFIG\"" "$config"; then
+        return
+    fi
+    say "registering $PG_CONFIG with cargo pgrx"
+    cargo pgrx init --pg15="$PG_CONFIG" >/dev/null
+}
+
+install_packages
+install_cargo_pgrx
+init_pgrx

@@ -1,0 +1,64 @@
+//! IS DISTINCT FROM for one column, decided once per statement: the type's own equality
+//! operator where it has one, otherwise equality of the text forms (json, point, xml...).
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+pub enum Equality {
+    /// The `=` operator of the type's default btree or hash opclass, under the column's
+    /// collation (as the executor evaluates `IS DISTINCT FROM`).
+    Operator { function: pg_sys::FmgrInfo, collation: pg_sys::Oid },
+    /// No `=` operator: values are equal when their output texts are.
+    TextForm { output: pg_sys::FmgrInfo },
+}
+
+impl Equality {
+    /// # Safety
+    /// Must run inside a transaction; `memory_context` must outlive the returned value.
+    pub unsafe fn for_column(
+        type_oid: pg_sys::Oid,
+        collation: pg_sys::Oid,
+        memory_context: pg_sys::MemoryContext,
+    ) -> Self {
+        unsafe {
+            let cache = pg_sys::lookup_type_cache(type_oid, pg_sys::TYPECACHE_EQ_OPR as i32);
+            let operator = (*cache).eq_opr;
+            let mut function = pg_sys::FmgrInfo::default();
+            if operator != pg_sys::InvalidOid {
+                pg_sys::fmgr_info_cxt(pg_sys::get_opcode(operator), &mut function, memory_context);
+                Self::Operator { function, collation }
+            } else {
+                let mut output = pg_sys::InvalidOid;
+                let mut is_varlena = false;
+                pg_sys::getTypeOutputInfo(type_oid, &mut output, &mut is_varlena);
+                pg_sys::fmgr_info_cxt(output, &mut function, memory_context);
+                Self::TextForm { output: function }
+            }
+        }
+    }
+
+    /// True when the two values are distinct, NULLs compared as values.
+    ///
+    /// # Safety
+    /// Both datums must be valid values of the column's type.
+    pub unsafe fn distinct(&mut self, old: Option<pg_sys::Datum>, new: Option<pg_sys::Datum>) -> bool {
+        let (old, new) = match (old, new) {
+            (None, None) => return false,
+            (Some(old), Some(new)) => (old, new),
+            _ => return true,
+        };
+        unsafe {
+            match self {
+                Self::Operator { function, collation } => {
+                    pg_sys::FunctionCall2Coll(function, *collation, old, new).value() == 0
+                }
+                Self::TextForm { output } => {
+                    let old = CStr::from_ptr(pg_sys::OutputFunctionCall(output, old));
+                    let new = CStr::from_ptr(pg_sys::OutputFunctionCall(output, new));
+                    old != new
+                }
+            }
+        }
+    }
+}

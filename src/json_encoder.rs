@@ -1,0 +1,171 @@
+//! Renders one column value as JSON exactly as `row_to_json` does, choosing the rendering
+//! once per column per statement (the categories of PostgreSQL's `json_categorize_type`).
+//! Common types are written directly; the rest go through the type's own functions.
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+use crate::json_text;
+
+/// Room `JsonEncodeDateTime` needs (`MAXDATELEN + 1`).
+const DATE_TIME_BUFFER: usize = pg_sys::MAXDATELEN as usize + 1;
+
+/// How the values of one column become JSON.
+pub enum ColumnEncoder {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    /// Text-like types whose output is their stored text (text, varchar, char(n)).
+    Text,
+    /// `json`: its stored text, verbatim.
+    JsonText,
+    /// float4, float8, numeric: the output text, unquoted when it is a JSON number.
+    Number(pg_sys::FmgrInfo),
+    /// date, timestamp, timestamptz: ISO 8601 in quotes, via `JsonEncodeDateTime`.
+    DateTime(pg_sys::Oid),
+    /// jsonb: its output text, verbatim.
+    JsonOutput(pg_sys::FmgrInfo),
+    /// Arrays (`array_to_json`), composites (`row_to_json`) and user types with a cast
+    /// to json: a function that returns json text, written verbatim.
+    JsonFunction(pg_sys::FmgrInfo),
+    /// Everything else: the output text as a JSON string.
+    Quoted(pg_sys::FmgrInfo),
+}
+
+impl ColumnEncoder {
+    /// Chooses the rendering of values of type `type_oid`. Function lookups are made in
+    /// `memory_context`, which must live as long as the encoder.
+    ///
+    /// # Safety
+    /// Must run inside a transaction; `memory_context` must be valid.
+    pub unsafe fn for_type(type_oid: pg_sys::Oid, memory_context: pg_sys::MemoryContext) -> Self {
+        let base = unsafe { pg_sys::getBaseType(type_oid) };
+        let function = |oid| unsafe { function_info(oid, memory_context) };
+        match base {
+            pg_sys::BOOLOID => Self::Bool,
+            pg_sys::INT2OID => Self::Int2,
+            pg_sys::INT4OID => Self::Int4,
+            pg_sys::INT8OID => Self::Int8,
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID => Self::Text,
+            pg_sys::JSONOID => Self::JsonText,
+            pg_sys::FLOAT4OID | pg_sys::FLOAT8OID | pg_sys::NUMERICOID => {
+                Self::Number(function(output_function(base)))
+            }
+            pg_sys::DATEOID | pg_sys::TIMESTAMPOID | pg_sys::TIMESTAMPTZOID => Self::DateTime(base),
+            pg_sys::JSONBOID => Self::JsonOutput(function(output_function(base))),
+            _ if is_array(base) => Self::JsonFunction(function(builtin(c"array_to_json"))),
+            _ if unsafe { pg_sys::type_is_rowtype(base) } => {
+                Self::JsonFunction(function(builtin(c"row_to_json")))
+            }
+            _ => match unsafe { cast_to_json(base) } {
+                Some(cast) => Self::JsonFunction(function(cast)),
+                None => Self::Quoted(function(output_function(base))),
+            },
+        }
+    }
+
+    /// Appends the JSON rendering of one non-null value.
+    ///
+    /// # Safety
+    /// `value` must be a valid datum of the type this encoder was made for.
+    pub unsafe fn encode(&mut self, value: pg_sys::Datum, out: &mut Vec<u8>) {
+        match self {
+            Self::Bool => out.extend_from_slice(if value.value() != 0 { b"true" } else { b"false" }),
+            Self::Int2 => push_integer(out, value.value() as i16),
+            Self::Int4 => push_integer(out, value.value() as i32),
+            Self::Int8 => push_integer(out, value.value() as i64),
+            Self::Text => json_text::push_string(out, unsafe { varlena_bytes(value) }),
+            Self::JsonText => out.extend_from_slice(unsafe { varlena_bytes(value) }),
+            Self::Number(output) => {
+                let text = unsafe { call_output(output, value) };
+                if json_text::is_json_number(text) {
+                    out.extend_from_slice(text);
+                } else {
+                    json_text::push_string(out, text);
+                }
+            }
+            Self::DateTime(type_oid) => {
+                let mut buffer = [0 as std::ffi::c_char; DATE_TIME_BUFFER];
+                // SAFETY: the buffer has the size JsonEncodeDateTime writes at most.
+                let text = unsafe {
+                    pg_sys::JsonEncodeDateTime(buffer.as_mut_ptr(), value, *type_oid, std::ptr::null());
+                    CStr::from_ptr(buffer.as_ptr())
+                };
+                out.push(b'"');
+                out.extend_from_slice(text.to_bytes());
+                out.push(b'"');
+            }
+            Self::JsonOutput(output) => out.extend_from_slice(unsafe { call_output(output, value) }),
+            Self::JsonFunction(function) => {
+                let json = unsafe {
+                    pg_sys::FunctionCall1Coll(function, pg_sys::InvalidOid, value)
+                };
+                out.extend_from_slice(unsafe { varlena_bytes(json) });
+            }
+            Self::Quoted(output) => {
+                json_text::push_string(out, unsafe { call_output(output, value) })
+            }
+        }
+    }
+}
+
+fn push_integer<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// The bytes of a text-like varlena, detoasted when needed. The copy a detoast makes lives
+/// in the current (per-row) memory context.
+unsafe fn varlena_bytes<'a>(value: pg_sys::Datum) -> &'a [u8] {
+    unsafe {
+        let detoasted = pg_sys::pg_detoast_datum_packed(value.cast_mut_ptr());
+        pgrx::varlena::varlena_to_byte_slice(detoasted)
+    }
+}
+
+unsafe fn call_output<'a>(output: &mut pg_sys::FmgrInfo, value: pg_sys::Datum) -> &'a [u8] {
+    unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(output, value)).to_bytes() }
+}
+
+unsafe fn function_info(oid: pg_sys::Oid, memory_context: pg_sys::MemoryContext) -> pg_sys::FmgrInfo {
+    let mut info = pg_sys::FmgrInfo::default();
+    unsafe { pg_sys::fmgr_info_cxt(oid, &mut info, memory_context) };
+    info
+}
+
+fn output_function(type_oid: pg_sys::Oid) -> pg_sys::Oid {
+    let mut function = pg_sys::InvalidOid;
+    let mut is_varlena = false;
+    unsafe { pg_sys::getTypeOutputInfo(type_oid, &mut function, &mut is_varlena) };
+    function
+}
+
+fn is_array(type_oid: pg_sys::Oid) -> bool {
+    (unsafe { pg_sys::get_element_type(type_oid) }) != pg_sys::InvalidOid
+        || type_oid == pg_sys::ANYARRAYOID
+        || type_oid == pg_sys::ANYCOMPATIBLEARRAYOID
+        || type_oid == pg_sys::RECORDARRAYOID
+}
+
+fn builtin(name: &CStr) -> pg_sys::Oid {
+    unsafe { pg_sys::fmgr_internal_function(name.as_ptr()) }
+}
+
+/// The explicit cast function to json of a user-defined type, as `to_json` would use it.
+unsafe fn cast_to_json(type_oid: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    if u32::from(type_oid) < pg_sys::FirstNormalObjectId {
+        return None;
+    }
+    let mut cast = pg_sys::InvalidOid;
+    let path = unsafe {
+        pg_sys::find_coercion_pathway(
+            pg_sys::JSONOID,
+            type_oid,
+            pg_sys::CoercionContext::COERCION_EXPLICIT,
+            &mut cast,
+        )
+    };
+    (path == pg_sys::CoercionPathType::COERCION_PATH_FUNC && cast != pg_sys::InvalidOid)
+        .then_some(cast)
+}

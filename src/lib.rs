@@ -1,0 +1,30 @@
+//! pg_column_notify: a PostgreSQL extension that notifies listeners, with a JSON payload,
+//! when a watched column of a row really changes. This file only wires the modules.
+
+mod change_detection;
+mod errors;
+mod json_encoder;
+mod json_text;
+mod notify;
+mod payload;
+mod primary_key;
+mod row_values;
+mod trigger;
+mod trigger_naming;
+mod trigger_plan;
+mod watch;
+
+::pgrx::pg_module_magic!();
+
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

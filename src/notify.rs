@@ -1,0 +1,49 @@
+//! Queues a notification for delivery at commit, without going through the SQL function
+//! manager (`pg_notify`): the trigger calls the backend's `Async_Notify` directly.
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+/// PostgreSQL refuses a payload whose length reaches this many bytes
+/// (`NOTIFY_PAYLOAD_MAX_LENGTH` in `commands/async.c`).
+pub const MAX_PAYLOAD_BYTES: usize = 8000;
+
+/// A channel name must be shorter than `NAMEDATALEN` bytes and not empty.
+pub const MAX_CHANNEL_BYTES: usize = pg_sys::NAMEDATALEN as usize - 1;
+
+// `commands/async.h` is not among the headers pgrx binds.
+unsafe extern "C-unwind" {
+    fn Async_Notify(channel: *const std::ffi::c_char, payload: *const std::ffi::c_char);
+}
+
+/// Why a channel name cannot be used with NOTIFY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelProblem {
+    Empty,
+    TooLong,
+}
+
+/// Checks a channel name against the limits `Async_Notify` enforces with an error.
+pub fn check_channel(channel: &str) -> Result<(), ChannelProblem> {
+    if channel.is_empty() {
+        Err(ChannelProblem::Empty)
+    } else if channel.len() > MAX_CHANNEL_BYTES {
+        Err(ChannelProblem::TooLong)
+    } else {
+        Ok(())
+    }
+}
+
+/// Queues `payload` on `channel`. The caller guarantees a valid channel (see
+/// [`check_channel`]) and a payload shorter than [`MAX_PAYLOAD_BYTES`], so the
+/// backend never raises an error that would abort the writer's transaction.
+pub fn send(channel: &CStr, payload: &CStr) {
+    debug_assert!(payload.to_bytes().len() < MAX_PAYLOAD_BYTES);
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call,
+    // and Async_Notify copies them into its own memory. The boundary turns a PostgreSQL
+    // error (out of memory) into a Rust panic instead of a longjmp across Rust frames.
+    unsafe {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(channel.as_ptr(), payload.as_ptr()))
+    }
+}

@@ -1,0 +1,142 @@
+//! Writes the notification payload: `id`, `old` and `new` as the reference plpgsql trigger
+//! sends them (`row_to_json` renderings), plus the documented metadata keys. A payload that
+//! would reach PostgreSQL's size limit is reduced instead of failing the write.
+
+use std::ffi::CStr;
+
+use crate::json_text::{push_key, push_string};
+use crate::notify::MAX_PAYLOAD_BYTES;
+use crate::row_values::RowValues;
+use crate::trigger_plan::{ColumnPlan, TriggerPlan};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    fn name(self) -> &'static [u8] {
+        match self {
+            Self::Insert => b"INSERT",
+            Self::Update => b"UPDATE",
+            Self::Delete => b"DELETE",
+        }
+    }
+}
+
+/// One change to report: which watched columns changed, and which row images exist.
+pub struct Change<'a> {
+    pub operation: Operation,
+    /// Positions in [`TriggerPlan::watched`].
+    pub changed: &'a [usize],
+    pub has_old: bool,
+    pub has_new: bool,
+    pub key_changed: bool,
+}
+
+/// Renders the payload of `change` into the plan's buffer and returns it, NUL-terminated
+/// and shorter than PostgreSQL's limit.
+///
+/// # Safety
+/// The plan's `old`/`new` rows must hold the tuples of this trigger call.
+pub unsafe fn render<'p>(plan: &'p mut TriggerPlan, change: &Change) -> &'p CStr {
+    let TriggerPlan { table_members, columns, watched, key, old, new, payload, .. } = plan;
+    payload.clear();
+    let identity_row = if change.has_old { &*old } else { &*new };
+
+    payload.push(b'{');
+    push_key(payload, b"op");
+    push_string(payload, change.operation.name());
+    payload.push(b',');
+    payload.extend_from_slice(table_members);
+    payload.push(b',');
+    push_key(payload, b"changed");
+    payload.push(b'[');
+    for (n, &position) in change.changed.iter().enumerate() {
+        if n > 0 {
+            payload.push(b',');
+        }
+        payload.extend_from_slice(&columns[watched[position].column].name_json);
+    }
+    payload.push(b']');
+    let metadata_end = payload.len();
+
+    payload.push(b',');
+    push_key(payload, b"id");
+    unsafe { push_row_key(payload, columns, key, identity_row) };
+    if change.key_changed {
+        payload.push(b',');
+        push_key(payload, b"new_id");
+        unsafe { push_row_key(payload, columns, key, new) };
+    }
+    let identity_end = payload.len();
+
+    for (name, present, row) in [(b"old", change.has_old, &*old), (b"new", change.has_new, &*new)] {
+        payload.push(b',');
+        push_key(payload, name);
+        if present {
+            unsafe { push_row(payload, columns, row) };
+        } else {
+            payload.extend_from_slice(b"null");
+        }
+    }
+    payload.push(b'}');
+
+    // Room for the closing of a reduced payload: `,"truncated":true}` and the NUL.
+    const TRUNCATION_TAIL: usize = 20;
+    if payload.len() >= MAX_PAYLOAD_BYTES || payload.contains(&0) {
+        let keep = if identity_end + TRUNCATION_TAIL < MAX_PAYLOAD_BYTES {
+            identity_end
+        } else {
+            metadata_end
+        };
+        payload.truncate(keep);
+        payload.extend_from_slice(b",\"truncated\":true}");
+    }
+    payload.push(0);
+    CStr::from_bytes_with_nul(payload).expect("the payload holds a single NUL, at its end")
+}
+
+/// `row_to_json` of a row: every user column, in table order.
+unsafe fn push_row(out: &mut Vec<u8>, columns: &mut [ColumnPlan], row: &RowValues) {
+    out.push(b'{');
+    for (n, column) in columns.iter_mut().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&column.name_json);
+        out.push(b':');
+        unsafe { push_value(out, column, row) };
+    }
+    out.push(b'}');
+}
+
+/// The row's key: the value for a one-column key, an object for a composite key, null
+/// when the table has no key.
+unsafe fn push_row_key(out: &mut Vec<u8>, columns: &mut [ColumnPlan], key: &[usize], row: &RowValues) {
+    match key {
+        [] => out.extend_from_slice(b"null"),
+        [single] => unsafe { push_value(out, &mut columns[*single], row) },
+        composite => {
+            out.push(b'{');
+            for (n, &position) in composite.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&columns[position].name_json);
+                out.push(b':');
+                unsafe { push_value(out, &mut columns[position], row) };
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+unsafe fn push_value(out: &mut Vec<u8>, column: &mut ColumnPlan, row: &RowValues) {
+    match row.get(column.index) {
+        Some(value) => unsafe { column.encoder.encode(value, out) },
+        None => out.extend_from_slice(b"null"),
+    }
+}

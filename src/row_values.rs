@@ -1,0 +1,35 @@
+//! A row's values, deformed once from its heap tuple into reusable buffers.
+
+use pgrx::pg_sys;
+
+pub struct RowValues {
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+}
+
+impl RowValues {
+    pub fn with_width(width: usize) -> Self {
+        Self { values: vec![pg_sys::Datum::from(0); width], nulls: vec![true; width] }
+    }
+
+    /// Deforms `tuple` (attributes past the tuple's own width get their default).
+    ///
+    /// # Safety
+    /// `tuple` must be a valid tuple of `descriptor`, which has the width given at creation.
+    pub unsafe fn load(&mut self, tuple: pg_sys::HeapTuple, descriptor: pg_sys::TupleDesc) {
+        unsafe {
+            debug_assert_eq!((*descriptor).natts as usize, self.values.len());
+            pg_sys::heap_deform_tuple(
+                tuple,
+                descriptor,
+                self.values.as_mut_ptr(),
+                self.nulls.as_mut_ptr(),
+            );
+        }
+    }
+
+    /// The value at descriptor index `index`, `None` for NULL.
+    pub fn get(&self, index: usize) -> Option<pg_sys::Datum> {
+        (!self.nulls[index]).then(|| self.values[index])
+    }
+}

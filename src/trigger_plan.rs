@@ -1,0 +1,166 @@
+//! Everything the trigger works out once per statement and reuses for every row: the
+//! channel, the watched and key columns, and how each column is compared and rendered.
+//! It lives in the trigger's `fn_extra`, which PostgreSQL keeps for one statement.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::{pg_sys, PgMemoryContexts, PgRelation, PgTupleDesc};
+
+use crate::change_detection::Equality;
+use crate::errors::{warn_missing_column, TriggerProtocolError};
+use crate::json_encoder::ColumnEncoder;
+use crate::json_text;
+use crate::notify;
+use crate::primary_key::primary_key_attnums;
+use crate::row_values::RowValues;
+
+/// One user column of the table (dropped columns have none).
+pub struct ColumnPlan {
+    /// Index in the tuple descriptor.
+    pub index: usize,
+    /// The column name as a JSON string, `"name"`.
+    pub name_json: Vec<u8>,
+    pub encoder: ColumnEncoder,
+}
+
+/// A watched column and how to tell whether it changed.
+pub struct WatchedColumn {
+    /// Position in [`TriggerPlan::columns`].
+    pub column: usize,
+    pub equality: Equality,
+}
+
+pub struct TriggerPlan {
+    trigger_oid: pg_sys::Oid,
+    relation_oid: pg_sys::Oid,
+    pub channel: CString,
+    /// `"schema":"…","table":"…"`, rendered once.
+    pub table_members: Vec<u8>,
+    pub columns: Vec<ColumnPlan>,
+    pub watched: Vec<WatchedColumn>,
+    /// Positions in `columns` of the key, in key order; empty when the table has none.
+    pub key: Vec<usize>,
+    /// Equality of each key column, to notice a changed key.
+    pub key_equality: Vec<Equality>,
+    pub old: RowValues,
+    pub new: RowValues,
+    /// The payload being written, reused from row to row.
+    pub payload: Vec<u8>,
+}
+
+impl TriggerPlan {
+    /// The plan cached for this trigger call, built on the first row of the statement.
+    ///
+    /// # Safety
+    /// `fcinfo` must be a trigger call whose `context` is valid `TriggerData`.
+    pub unsafe fn for_call<'a>(
+        fcinfo: pg_sys::FunctionCallInfo,
+        trigger_data: &pg_sys::TriggerData,
+    ) -> &'a mut TriggerPlan {
+        unsafe {
+            let flinfo = &mut *(*fcinfo).flinfo;
+            let trigger = &*trigger_data.tg_trigger;
+            let relation_oid = (*trigger_data.tg_relation).rd_id;
+            let cached = flinfo.fn_extra as *mut TriggerPlan;
+            if let Some(plan) = cached.as_mut() {
+                if plan.trigger_oid == trigger.tgoid && plan.relation_oid == relation_oid {
+                    return plan;
+                }
+            }
+            let plan = Self::build(trigger, trigger_data.tg_relation, flinfo.fn_mcxt);
+            let plan = PgMemoryContexts::For(flinfo.fn_mcxt).leak_and_drop_on_delete(plan);
+            flinfo.fn_extra = plan.cast();
+            &mut *plan
+        }
+    }
+
+    unsafe fn build(
+        trigger: &pg_sys::Trigger,
+        relation: pg_sys::Relation,
+        memory_context: pg_sys::MemoryContext,
+    ) -> TriggerPlan {
+        let arguments = unsafe { trigger_arguments(trigger) };
+        let Some((channel, watched_names)) = arguments.split_first() else {
+            TriggerProtocolError::MissingArguments.report()
+        };
+        if watched_names.is_empty() {
+            TriggerProtocolError::MissingArguments.report()
+        }
+        let channel_text = channel.to_string_lossy();
+        if notify::check_channel(&channel_text).is_err() {
+            TriggerProtocolError::BadChannel(channel_text.into_owned()).report()
+        }
+
+        let table = unsafe { PgRelation::from_pg(relation) };
+        let descriptor = unsafe { PgTupleDesc::from_pg_unchecked((*relation).rd_att) };
+        let mut columns = Vec::with_capacity(descriptor.len());
+        for (index, attribute) in descriptor.iter().enumerate() {
+            if attribute.attisdropped {
+                continue;
+            }
+            let mut name_json = Vec::new();
+            json_text::push_string(&mut name_json, attribute.name().as_bytes());
+            columns.push(ColumnPlan {
+                index,
+                name_json,
+                encoder: unsafe { ColumnEncoder::for_type(attribute.atttypid, memory_context) },
+            });
+        }
+        let equality_of = |column: &ColumnPlan| {
+            let attribute = descriptor.get(column.index).expect("column index is in range");
+            unsafe {
+                Equality::for_column(attribute.atttypid, attribute.attcollation, memory_context)
+            }
+        };
+
+        let qualified_name = format!("{}.{}", table.namespace(), table.name());
+        let position_of = |name: &[u8]| {
+            columns.iter().position(|column| {
+                descriptor.get(column.index).map(|a| a.name().as_bytes()) == Some(name)
+            })
+        };
+        let mut watched = Vec::with_capacity(watched_names.len());
+        for name in watched_names {
+            match position_of(name.to_bytes()) {
+                Some(column) => watched.push(WatchedColumn {
+                    column,
+                    equality: equality_of(&columns[column]),
+                }),
+                None => warn_missing_column(&qualified_name, &name.to_string_lossy()),
+            }
+        }
+
+        let key: Vec<usize> = unsafe { primary_key_attnums(relation) }
+            .into_iter()
+            .filter_map(|attnum| columns.iter().position(|c| c.index + 1 == attnum as usize))
+            .collect();
+        let key_equality = key.iter().map(|&column| equality_of(&columns[column])).collect();
+
+        let mut table_members = Vec::new();
+        json_text::push_key(&mut table_members, b"schema");
+        json_text::push_string(&mut table_members, table.namespace().as_bytes());
+        table_members.push(b',');
+        json_text::push_key(&mut table_members, b"table");
+        json_text::push_string(&mut table_members, table.name().as_bytes());
+
+        TriggerPlan {
+            trigger_oid: trigger.tgoid,
+            relation_oid: table.oid(),
+            channel: CString::from(*channel),
+            table_members,
+            columns,
+            watched,
+            key,
+            key_equality,
+            old: RowValues::with_width(descriptor.len()),
+            new: RowValues::with_width(descriptor.len()),
+            payload: Vec::with_capacity(1024),
+        }
+    }
+}
+
+unsafe fn trigger_arguments(trigger: &pg_sys::Trigger) -> Vec<&CStr> {
+    (0..usize::try_from(trigger.tgnargs).unwrap_or(0))
+        .map(|i| unsafe { CStr::from_ptr(*trigger.tgargs.add(i)) })
+        .collect()
+}
