@@ -1,0 +1,280 @@
+//! The listener's settings and their builder.
+
+use std::time::Duration;
+
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::backoff::Backoff;
+use crate::error::Error;
+use crate::listener::{Listener, RawListener};
+use crate::tls::{self, TlsVerification};
+
+/// The default bound of the event buffer, in events.
+pub const DEFAULT_BUFFER: usize = 1024;
+
+/// How a silent connection is detected.
+///
+/// A connection can die without being closed (a host that vanished, a cut network): no
+/// error comes, only silence. When nothing arrives from the server for `idle`, the listener
+/// sends a trivial query; if no answer arrives within `timeout`, the connection is counted
+/// as lost and the listener reconnects. The default is 10 s idle, 5 s timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use column_notify_listener::HealthCheck;
+///
+/// let check = HealthCheck::new(Duration::from_secs(30), Duration::from_secs(10));
+/// assert_eq!(check.idle(), Duration::from_secs(30));
+/// assert_eq!(HealthCheck::default().timeout(), Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    idle: Duration,
+    timeout: Duration,
+}
+
+impl HealthCheck {
+    /// A check after `idle` of silence, failing after `timeout` without an answer.
+    pub fn new(idle: Duration, timeout: Duration) -> Self {
+        HealthCheck { idle, timeout }
+    }
+
+    /// The silence after which the server is asked.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+
+    /// How long the answer may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck::new(Duration::from_secs(10), Duration::from_secs(5))
+    }
+}
+
+/// Builds a [`Listener`]: the URL, the channels, and optional settings.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use column_notify_listener::{Backoff, HealthCheck, Listener};
+///
+/// # async fn run() -> Result<(), column_notify_listener::Error> {
+/// let listener = Listener::builder("postgres://postgres@127.0.0.1:5432/postgres")
+///     .channel("appointments_canceled_changed")
+///     .channel("appointments_starts_at_changed")
+///     .buffer(4096)
+///     .backoff(Backoff::new(Duration::from_millis(50), Duration::from_secs(5)))
+///     .health_check(HealthCheck::new(Duration::from_secs(5), Duration::from_secs(2)))
+///     .connect()
+///     .await?;
+/// # let _ = listener;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until connect() is awaited"]
+pub struct ListenerBuilder {
+    url: String,
+    channels: Vec<String>,
+    buffer: usize,
+    backoff: Backoff,
+    health: HealthCheck,
+    connect_timeout: Duration,
+    tls: TlsVerification,
+}
+
+impl ListenerBuilder {
+    pub(crate) fn new(url: impl Into<String>) -> Self {
+        ListenerBuilder {
+            url: url.into(),
+            channels: Vec::new(),
+            buffer: DEFAULT_BUFFER,
+            backoff: Backoff::default(),
+            health: HealthCheck::default(),
+            connect_timeout: Duration::from_secs(10),
+            tls: TlsVerification::default(),
+        }
+    }
+
+    /// Adds a channel to listen to. Names are used exactly as given (case and all), as
+    /// `pg_notify` uses them.
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channels.push(channel.into());
+        self
+    }
+
+    /// Adds several channels.
+    pub fn channels<I, S>(mut self, channels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.channels.extend(channels.into_iter().map(Into::into));
+        self
+    }
+
+    /// The most events held between the connection and the consumer (default
+    /// [`DEFAULT_BUFFER`]). When it is full the listener stops reading from the server, which
+    /// keeps the notifications in its queue: see the crate documentation on backpressure.
+    pub fn buffer(mut self, events: usize) -> Self {
+        self.buffer = events;
+        self
+    }
+
+    /// The waits between reconnection attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How a silent dead connection is detected.
+    pub fn health_check(mut self, health: HealthCheck) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// The time one connection attempt (connect and `LISTEN`) may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How the server certificate is checked when the URL asks for TLS.
+    pub fn tls(mut self, verification: TlsVerification) -> Self {
+        self.tls = verification;
+        self
+    }
+
+    /// Connects, runs `LISTEN` on every channel, and returns the listener of changes.
+    ///
+    /// Fails when the URL or a channel is invalid, or when this first connection fails;
+    /// later losses are reconnected by the listener itself.
+    pub async fn connect(self) -> Result<Listener, Error> {
+        Ok(Listener::from_raw(self.connect_raw().await?))
+    }
+
+    /// Like [`connect`](Self::connect), but the listener yields raw notifications (any
+    /// payload, as text) instead of decoded changes.
+    pub async fn connect_raw(self) -> Result<RawListener, Error> {
+        RawListener::start(self.settings()?).await
+    }
+
+    fn settings(self) -> Result<Settings, Error> {
+        if self.buffer == 0 {
+            return Err(Error::ZeroBuffer);
+        }
+        let mut channels: Vec<String> = Vec::new();
+        for channel in self.channels {
+            check_channel(&channel)?;
+            if !channels.contains(&channel) {
+                channels.push(channel);
+            }
+        }
+        if channels.is_empty() {
+            return Err(Error::NoChannel);
+        }
+        let mut pg: tokio_postgres::Config = self.url.parse().map_err(Error::InvalidUrl)?;
+        if pg.get_application_name().is_none() {
+            pg.application_name("column_notify_listener");
+        }
+        let listen_sql = channels
+            .iter()
+            .map(|channel| format!("LISTEN {}", quote_identifier(channel)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(Settings {
+            pg,
+            tls: tls::connector(&self.tls)?,
+            listen_sql,
+            channels,
+            buffer: self.buffer,
+            backoff: self.backoff,
+            health: self.health,
+            connect_timeout: self.connect_timeout,
+        })
+    }
+}
+
+/// Everything a running listener needs, checked.
+pub(crate) struct Settings {
+    pub(crate) pg: tokio_postgres::Config,
+    pub(crate) tls: MakeRustlsConnect,
+    pub(crate) listen_sql: String,
+    pub(crate) channels: Vec<String>,
+    pub(crate) buffer: usize,
+    pub(crate) backoff: Backoff,
+    pub(crate) health: HealthCheck,
+    pub(crate) connect_timeout: Duration,
+}
+
+/// PostgreSQL's identifier limit: names of 64 bytes or more are not channel names.
+const NAME_LIMIT: usize = 64;
+
+fn check_channel(channel: &str) -> Result<(), Error> {
+    let reason = if channel.is_empty() {
+        "it is empty"
+    } else if channel.len() >= NAME_LIMIT {
+        "it is 64 bytes or longer"
+    } else if channel.contains('\0') {
+        "it contains a NUL character"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidChannel {
+        channel: channel.to_string(),
+        reason,
+    })
+}
+
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_identifier("Mixed \"Case\""), "\"Mixed \"\"Case\"\"\"");
+    }
+
+    #[test]
+    fn bad_channels_are_refused() {
+        assert!(check_channel("").is_err());
+        assert!(check_channel(&"x".repeat(64)).is_err());
+        assert!(check_channel(&"x".repeat(63)).is_ok());
+        assert!(check_channel("a\0b").is_err());
+    }
+
+    #[test]
+    fn settings_need_a_channel_and_a_buffer() {
+        let url = "postgres://u@localhost/db";
+        assert!(matches!(
+            ListenerBuilder::new(url).settings(),
+            Err(Error::NoChannel)
+        ));
+        assert!(matches!(
+            ListenerBuilder::new(url).channel("c").buffer(0).settings(),
+            Err(Error::ZeroBuffer)
+        ));
+        let settings = ListenerBuilder::new(url)
+            .channels(["a", "B", "a"])
+            .settings()
+            .unwrap();
+        assert_eq!(settings.channels, ["a", "B"]);
+        assert_eq!(settings.listen_sql, "LISTEN \"a\"; LISTEN \"B\"");
+    }
+
+    #[test]
+    fn a_bad_url_is_refused() {
+        let result = ListenerBuilder::new("postgres://u@h/db?nonsense=1")
+            .channel("c")
+            .settings();
+        assert!(matches!(result, Err(Error::InvalidUrl(_))));
+    }
+}

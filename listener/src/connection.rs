@@ -1,0 +1,179 @@
+//! One connection to the server: connect, `LISTEN`, then forward notifications while
+//! checking that the server still answers.
+
+use std::error::Error as _;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
+
+use tokio::sync::mpsc::Sender;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, Client, Connection, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::Settings;
+use crate::error::Error;
+use crate::event::{Notification, RawEvent};
+
+type PgConnection = Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
+
+/// A connected session that listens on every channel.
+pub(crate) struct Session {
+    client: Client,
+    connection: PgConnection,
+    /// Notifications that arrived while `LISTEN` was finishing.
+    early: Vec<Notification>,
+}
+
+/// Why a session ended.
+pub(crate) enum End {
+    /// The connection was lost; the text says why.
+    Lost(String),
+    /// The consumer dropped the listener.
+    ConsumerGone,
+}
+
+impl Session {
+    /// Connects and listens, within the connect timeout.
+    pub(crate) async fn open(settings: &Settings) -> Result<Session, Error> {
+        let opening = async {
+            let (client, mut connection) = settings
+                .pg
+                .connect(settings.tls.clone())
+                .await
+                .map_err(Error::Connect)?;
+            let mut early = Vec::new();
+            drive(
+                &mut connection,
+                client.batch_execute(&settings.listen_sql),
+                &mut early,
+            )
+            .await
+            .map_err(Error::Listen)?;
+            Ok(Session {
+                client,
+                connection,
+                early,
+            })
+        };
+        timeout(settings.connect_timeout, opening)
+            .await
+            .map_err(|_| Error::ConnectTimeout(settings.connect_timeout))?
+    }
+
+    /// Forwards every notification to `events` until the connection is lost or the
+    /// consumer is gone. Waiting for room in `events` stops reading from the socket, so the
+    /// server keeps the notifications in its queue meanwhile.
+    pub(crate) async fn run(self, events: &Sender<RawEvent>, settings: &Settings) -> End {
+        let Session {
+            client,
+            mut connection,
+            early,
+        } = self;
+        for notification in early {
+            if events
+                .send(RawEvent::Notification(notification))
+                .await
+                .is_err()
+            {
+                return End::ConsumerGone;
+            }
+        }
+        let health = settings.health;
+        let mut ping: Option<Pin<Box<dyn Future<Output = _> + Send + '_>>> = None;
+        let mut deadline = Instant::now() + health.idle();
+        loop {
+            tokio::select! {
+                message = poll_fn(|cx| connection.poll_message(cx)) => match message {
+                    Some(Ok(AsyncMessage::Notification(notification))) => {
+                        let notification = RawEvent::Notification(owned(&notification));
+                        if events.send(notification).await.is_err() {
+                            return End::ConsumerGone;
+                        }
+                    }
+                    Some(Ok(_notice)) => {}
+                    Some(Err(error)) => return End::Lost(describe(&error)),
+                    None => return End::Lost("the server closed the connection".to_string()),
+                },
+                answer = async { ping.as_mut().expect("guarded by the condition").await },
+                    if ping.is_some() =>
+                {
+                    if let Err(error) = answer {
+                        return End::Lost(describe(&error));
+                    }
+                    ping = None;
+                }
+                () = sleep_until(deadline) => {
+                    if ping.is_some() {
+                        return End::Lost(format!(
+                            "no answer from the server within {:?}",
+                            health.timeout()
+                        ));
+                    }
+                    ping = Some(Box::pin(client.batch_execute("SELECT 1")));
+                }
+            }
+            // Any message proves the connection alive; time spent waiting for the consumer
+            // does not count against the server.
+            deadline = Instant::now()
+                + if ping.is_some() {
+                    health.timeout()
+                } else {
+                    health.idle()
+                };
+        }
+    }
+}
+
+/// Polls `request` to completion while driving the connection; notifications that arrive
+/// meanwhile are kept in `early`. Only the notifications that precede the request's answer
+/// are read, so `early` stays small.
+async fn drive<R>(
+    connection: &mut PgConnection,
+    request: impl Future<Output = Result<R, tokio_postgres::Error>>,
+    early: &mut Vec<Notification>,
+) -> Result<R, String> {
+    let mut request = pin!(request);
+    poll_fn(|cx| loop {
+        if let Poll::Ready(result) = request.as_mut().poll(cx) {
+            return Poll::Ready(result.map_err(|error| describe(&error)));
+        }
+        match connection.poll_message(cx) {
+            Poll::Ready(Some(Ok(AsyncMessage::Notification(notification)))) => {
+                early.push(owned(&notification));
+            }
+            Poll::Ready(Some(Ok(_notice))) => {}
+            Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(describe(&error))),
+            Poll::Ready(None) => {
+                return Poll::Ready(Err("the server closed the connection".to_string()))
+            }
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await
+}
+
+fn owned(notification: &tokio_postgres::Notification) -> Notification {
+    Notification {
+        channel: notification.channel().to_string(),
+        payload: notification.payload().to_string(),
+        process_id: notification.process_id(),
+    }
+}
+
+/// A tokio-postgres error as one line, with its causes (the server's message, the I/O
+/// error) which its own `Display` leaves out.
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+    }
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

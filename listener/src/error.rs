@@ -1,0 +1,67 @@
+//! The crate's error type.
+
+use std::time::Duration;
+
+/// Everything that can go wrong when opening a [`Listener`](crate::Listener) or waiting on it.
+///
+/// Once a listener is connected, a lost connection is not an error: the listener reconnects
+/// by itself and reports it as a [`ConnectionEvent`](crate::ConnectionEvent) in the stream.
+///
+/// ```
+/// use column_notify_listener::Error;
+///
+/// let error = Error::InvalidChannel {
+///     channel: String::new(),
+///     reason: "it is empty",
+/// };
+/// assert_eq!(error.to_string(), "invalid channel name \"\": it is empty");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection URL could not be parsed.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(#[source] tokio_postgres::Error),
+
+    /// No channel was given to listen to.
+    #[error("no channel to listen to")]
+    NoChannel,
+
+    /// A channel name that PostgreSQL cannot use.
+    #[error("invalid channel name {channel:?}: {reason}")]
+    InvalidChannel {
+        /// The rejected name.
+        channel: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// The buffer bound given to the builder is zero.
+    #[error("the event buffer must hold at least one event")]
+    ZeroBuffer,
+
+    /// The TLS settings could not be used (for example an unreadable certificate file).
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+
+    /// The first connection to the server failed.
+    #[error("could not connect: {}", crate::connection::describe(.0))]
+    Connect(#[source] tokio_postgres::Error),
+
+    /// The first connection did not complete within the connect timeout.
+    #[error("could not connect within {0:?}")]
+    ConnectTimeout(Duration),
+
+    /// `LISTEN` failed on the first connection.
+    #[error("LISTEN failed: {0}")]
+    Listen(String),
+
+    /// No event arrived within the time given to
+    /// [`Listener::recv_timeout`](crate::Listener::recv_timeout).
+    #[error("no event within {0:?}")]
+    Timeout(Duration),
+
+    /// The listener was closed: no more events will come.
+    #[error("the listener is closed")]
+    Closed,
+}

@@ -1,0 +1,88 @@
+//! Listen to the changes that the `pg_column_notify` extension sends, and never miss a lost
+//! event silently.
+//!
+//! A [`Listener`] connects to PostgreSQL (TLS with rustls when the URL says
+//! `sslmode=require`), runs `LISTEN` on one or more channels and yields a [`Stream`] of
+//! [`Event`]s: a [`Change`] decoded with serde, a payload that is not a change, or a
+//! [`ConnectionEvent`].
+//!
+//! ```no_run
+//! use column_notify_listener::{ConnectionEvent, Event, Listener};
+//! use futures_util::StreamExt;
+//!
+//! # async fn run() -> Result<(), column_notify_listener::Error> {
+//! let mut listener = Listener::connect(
+//!     "postgres://postgres@127.0.0.1:5432/postgres",
+//!     ["appointments_canceled_changed"],
+//! )
+//! .await?;
+//! while let Some(event) = listener.next().await {
+//!     match event {
+//!         Event::Change { change, .. } => {
+//!             println!("appointment {} changed: {:?} -> {:?}", change.id, change.old, change.new);
+//!         }
+//!         Event::InvalidPayload { notification, error } => {
+//!             eprintln!("ignored a foreign payload {:?}: {error}", notification.payload);
+//!         }
+//!         Event::Connection(ConnectionEvent::Reconnected { .. }) => {
+//!             // Changes committed while disconnected were not received: reload the state.
+//!         }
+//!         Event::Connection(other) => eprintln!("{other:?}"),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Lost connections
+//!
+//! The listener reconnects by itself, waiting between attempts with capped exponential
+//! [`Backoff`]. It runs `LISTEN` again *before* it reports
+//! [`ConnectionEvent::Reconnected`]`{ may_have_missed: true, .. }`: anything committed after
+//! that event is received, anything committed between [`ConnectionEvent::Lost`] and it may
+//! not be. A connection that dies silently (no close, no error) is found by the
+//! [`HealthCheck`]: after a quiet spell the listener asks the server a trivial query and
+//! counts the connection as lost when no answer comes in time.
+//!
+//! # Memory bound and backpressure
+//!
+//! A task reads the connection and hands notifications to the consumer through a buffer of
+//! at most [`ListenerBuilder::buffer`] events ([`DEFAULT_BUFFER`] = 1024). A payload is under
+//! 8000 bytes, so the buffer holds at most about 8 MiB by default (a typical change of a few
+//! hundred bytes: well under 1 MiB).
+//!
+//! When the consumer is slower than the notifications and the buffer is full, the task
+//! stops reading the socket. Nothing is dropped: the notifications wait in the kernel's
+//! socket buffers and then in the server's notification queue (`max_notify_queue_pages`,
+//! 8 GB by default; see `pg_notification_queue_usage()`), and the listener reads them when
+//! the consumer catches up. The one cost is on the server: while a listener lags, the queue
+//! grows, and should it ever fill, the transactions that `NOTIFY` fail at commit with
+//! "too many notifications in the NOTIFY queue". A slow consumer should therefore be made
+//! faster (for example with a [`HandlerPool`]) rather than left far behind.
+//!
+//! # Handling changes concurrently
+//!
+//! [`HandlerPool`] runs a handler on many changes at once while keeping the changes to one
+//! row key in order.
+#![warn(missing_docs)]
+
+mod backoff;
+mod change;
+mod config;
+mod connection;
+mod error;
+mod event;
+mod listener;
+mod pool;
+mod reconnect;
+mod tls;
+
+pub use backoff::Backoff;
+pub use change::{Change, Op};
+pub use config::{HealthCheck, ListenerBuilder, DEFAULT_BUFFER};
+pub use error::Error;
+pub use event::{ConnectionEvent, Event, Notification, RawEvent};
+pub use futures_util::Stream;
+pub use listener::{Listener, RawListener};
+pub use pool::{HandlerPool, PoolStats};
+pub use tls::TlsVerification;

@@ -1,0 +1,230 @@
+//! The listeners: a stream of decoded changes, or of raw notifications.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::{ListenerBuilder, Settings};
+use crate::connection::Session;
+use crate::error::Error;
+use crate::event::{Event, RawEvent};
+use crate::reconnect;
+
+/// Listens to channels and yields every notification as text, with connection events.
+///
+/// Made by [`ListenerBuilder::connect_raw`] or [`Listener::into_raw`]. It is a
+/// [`Stream`] of [`RawEvent`]; dropping it closes the connection.
+///
+/// ```no_run
+/// use column_notify_listener::{Listener, RawEvent};
+///
+/// # async fn run() -> Result<(), column_notify_listener::Error> {
+/// let mut listener = Listener::builder("postgres://postgres@127.0.0.1/postgres")
+///     .channel("anything")
+///     .connect_raw()
+///     .await?;
+/// while let Some(event) = listener.recv().await {
+///     if let RawEvent::Notification(notification) = event {
+///         println!("{}: {}", notification.channel, notification.payload);
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct RawListener {
+    events: mpsc::Receiver<RawEvent>,
+    task: JoinHandle<()>,
+    channels: Vec<String>,
+    buffer: usize,
+}
+
+impl RawListener {
+    pub(crate) async fn start(settings: Settings) -> Result<RawListener, Error> {
+        let session = Session::open(&settings).await?;
+        let (sender, events) = mpsc::channel(settings.buffer);
+        let channels = settings.channels.clone();
+        let buffer = settings.buffer;
+        let task = tokio::spawn(reconnect::supervise(settings, session, sender));
+        Ok(RawListener {
+            events,
+            task,
+            channels,
+            buffer,
+        })
+    }
+
+    /// The next event; `None` only once the listener's task has ended.
+    pub async fn recv(&mut self) -> Option<RawEvent> {
+        self.events.recv().await
+    }
+
+    /// The next event, or [`Error::Timeout`] when none comes within `timeout`
+    /// ([`Error::Closed`] once the listener's task has ended).
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<RawEvent, Error> {
+        match tokio::time::timeout(timeout, self.events.recv()).await {
+            Ok(Some(event)) => Ok(event),
+            Ok(None) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    /// The channels listened to.
+    pub fn channels(&self) -> &[String] {
+        &self.channels
+    }
+
+    /// The bound of the event buffer, in events.
+    pub fn buffer(&self) -> usize {
+        self.buffer
+    }
+
+    /// Closes the connection. Dropping the listener does the same.
+    pub fn close(self) {}
+}
+
+impl Drop for RawListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Stream for RawListener {
+    type Item = RawEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RawEvent>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+/// Listens to channels and yields [`Event`]s: changes decoded as [`Change<T>`](crate::Change),
+/// payloads that are not changes, and connection events.
+///
+/// It is a [`Stream`]; [`recv`](Listener::recv) and [`recv_timeout`](Listener::recv_timeout)
+/// are there for simple loops. `T`, the row type, defaults to [`serde_json::Value`]; change it
+/// with [`typed`](Listener::typed).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use column_notify_listener::{ConnectionEvent, Event, Listener};
+///
+/// # async fn run() -> Result<(), column_notify_listener::Error> {
+/// let mut listener = Listener::connect(
+///     "postgres://postgres@127.0.0.1/postgres",
+///     ["appointments_canceled_changed"],
+/// )
+/// .await?;
+/// loop {
+///     match listener.recv_timeout(Duration::from_secs(30)).await {
+///         Ok(Event::Change { change, .. }) => println!("{} -> {:?}", change.id, change.new),
+///         Ok(Event::Connection(ConnectionEvent::Reconnected { .. })) => {
+///             println!("events may have been missed: reload the state");
+///         }
+///         Ok(other) => println!("{other:?}"),
+///         Err(column_notify_listener::Error::Timeout(_)) => println!("quiet"),
+///         Err(error) => return Err(error),
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Listener<T = Value> {
+    raw: RawListener,
+    rows: PhantomData<fn() -> T>,
+}
+
+impl Listener {
+    /// Connects to `url` and listens to `channels`, with the default settings.
+    pub async fn connect<I, S>(url: &str, channels: I) -> Result<Listener, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Listener::builder(url).channels(channels).connect().await
+    }
+
+    /// A builder, for the settings beyond the URL and channels.
+    pub fn builder(url: impl Into<String>) -> ListenerBuilder {
+        ListenerBuilder::new(url)
+    }
+
+    pub(crate) fn from_raw(raw: RawListener) -> Listener {
+        Listener {
+            raw,
+            rows: PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Listener<T> {
+    /// The next event; `None` only once the listener's task has ended.
+    pub async fn recv(&mut self) -> Option<Event<T>> {
+        self.raw.recv().await.map(Event::decode)
+    }
+
+    /// The next event, or [`Error::Timeout`] when none comes within `timeout`
+    /// ([`Error::Closed`] once the listener's task has ended).
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Event<T>, Error> {
+        self.raw.recv_timeout(timeout).await.map(Event::decode)
+    }
+}
+
+impl<T> Listener<T> {
+    /// The same listener, decoding rows as `U`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), column_notify_listener::Error> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Appointment {
+    ///     id: i64,
+    ///     canceled: bool,
+    /// }
+    /// let listener = column_notify_listener::Listener::connect("postgres:///app", ["c"])
+    ///     .await?
+    ///     .typed::<Appointment>();
+    /// # let _ = listener;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn typed<U>(self) -> Listener<U> {
+        Listener {
+            raw: self.raw,
+            rows: PhantomData,
+        }
+    }
+
+    /// The raw listener underneath (payloads as text).
+    pub fn into_raw(self) -> RawListener {
+        self.raw
+    }
+
+    /// The channels listened to.
+    pub fn channels(&self) -> &[String] {
+        self.raw.channels()
+    }
+
+    /// The bound of the event buffer, in events.
+    pub fn buffer(&self) -> usize {
+        self.raw.buffer()
+    }
+
+    /// Closes the connection. Dropping the listener does the same.
+    pub fn close(self) {}
+}
+
+impl<T: DeserializeOwned> Stream for Listener<T> {
+    type Item = Event<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event<T>>> {
+        Pin::new(&mut self.raw)
+            .poll_next(cx)
+            .map(|event| event.map(Event::decode))
+    }
+}

@@ -1,0 +1,77 @@
+//! The task behind a listener: runs sessions, and reconnects when one is lost.
+
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::Sender;
+use tokio::time::{sleep, Instant};
+
+use crate::config::Settings;
+use crate::connection::{End, Session};
+use crate::event::{ConnectionEvent, RawEvent};
+
+/// Runs `session`, then reconnects after each loss with capped exponential backoff, until
+/// the consumer is gone.
+///
+/// The loss is reported at once when the buffer has room, or else as soon as the
+/// reconnection is done; `Reconnected` is sent only after `LISTEN` succeeded, so every
+/// notification after it is received.
+pub(crate) async fn supervise(settings: Settings, mut session: Session, events: Sender<RawEvent>) {
+    loop {
+        let error = match session.run(&events, &settings).await {
+            End::ConsumerGone => return,
+            End::Lost(error) => error,
+        };
+        let lost_at = Instant::now();
+        let mut unsent_loss = Some(RawEvent::Connection(ConnectionEvent::Lost { error }));
+        let mut attempts = 0;
+        session = loop {
+            if events.is_closed() || !offer(&events, &mut unsent_loss) {
+                return;
+            }
+            attempts += 1;
+            match Session::open(&settings).await {
+                Ok(session) => break session,
+                Err(error) => {
+                    let retry_in = settings.backoff.delay(attempts);
+                    if unsent_loss.is_none() {
+                        let failure = ConnectionEvent::ReconnectFailed {
+                            attempt: attempts,
+                            error: error.to_string(),
+                            retry_in,
+                        };
+                        // Skipped when the buffer is full: see ReconnectFailed's docs.
+                        if !offer(&events, &mut Some(RawEvent::Connection(failure))) {
+                            return;
+                        }
+                    }
+                    sleep(retry_in).await;
+                }
+            }
+        };
+        let reconnected = RawEvent::Connection(ConnectionEvent::Reconnected {
+            may_have_missed: true,
+            attempts,
+            downtime: lost_at.elapsed(),
+        });
+        for event in unsent_loss.into_iter().chain([reconnected]) {
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Hands `event` over if the buffer has room, leaving it in place otherwise. Returns false
+/// when the consumer is gone.
+fn offer(events: &Sender<RawEvent>, event: &mut Option<RawEvent>) -> bool {
+    let Some(pending) = event.take() else {
+        return true;
+    };
+    match events.try_send(pending) {
+        Ok(()) => true,
+        Err(TrySendError::Full(pending)) => {
+            *event = Some(pending);
+            true
+        }
+        Err(TrySendError::Closed(_)) => false,
+    }
+}
