@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the extension's #[pg_test] tests in a throw-away cluster that cargo-pgrx manages.
+# initdb refuses to run as root, so as root that cluster belongs to the postgres user.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PGDATA_DIR="$ROOT/target/pgrx-test-data"
+
+cd "$ROOT"
+if [ "$(id -u)" -eq 0 ]; then
+    mkdir -p "$PGDATA_DIR"
+    chown postgres: "$PGDATA_DIR"
+    exec cargo pgrx test pg15 -p pg_column_notify --runas postgres --pgdata "$PGDATA_DIR" "$@"
+else
+    exec cargo pgrx test pg15 -p pg_column_notify "$@"
+fi
