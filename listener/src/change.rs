@@ -88,8 +88,8 @@ fn is_false(value: &bool) -> bool {
 impl<T: DeserializeOwned> Change<T> {
     /// Decodes a notification payload.
     ///
-    /// Fails when the payload is not a JSON object with an `id`, or when `old`/`new` do not
-    /// fit `T`.
+    /// Fails when the payload is not a JSON object with an `id`, when `old` or `new` is
+    /// neither an object nor null, or when they do not fit `T`.
     ///
     /// ```
     /// use column_notify_listener::Change;
@@ -98,10 +98,22 @@ impl<T: DeserializeOwned> Change<T> {
     /// assert_eq!(change.id, 7);
     /// assert!(change.old.is_none());
     /// assert!(Change::<serde_json::Value>::from_payload("not json").is_err());
+    /// assert!(Change::<serde_json::Value>::from_payload("[7, null, null]").is_err());
     /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn from_payload(payload: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(payload)
+        let value: Value = serde_json::from_str(payload)?;
+        let Value::Object(object) = &value else {
+            return Err(serde::de::Error::custom("the payload is not a JSON object"));
+        };
+        for row in ["old", "new"] {
+            if !matches!(object.get(row), None | Some(Value::Null | Value::Object(_))) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "`{row}` is neither a row object nor null"
+                )));
+            }
+        }
+        serde_json::from_value(value)
     }
 }
 

@@ -56,6 +56,10 @@ pub enum Error {
     #[error("LISTEN failed: {0}")]
     Listen(String),
 
+    /// A query on a [`connect_client`](crate::connect_client) connection failed.
+    #[error("query failed: {}", crate::connection::describe(.0))]
+    Query(#[source] tokio_postgres::Error),
+
     /// No event arrived within the time given to
     /// [`Listener::recv_timeout`](crate::Listener::recv_timeout).
     #[error("no event within {0:?}")]

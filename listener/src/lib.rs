@@ -68,6 +68,7 @@
 
 mod backoff;
 mod change;
+mod client;
 mod config;
 mod connection;
 mod error;
@@ -79,10 +80,14 @@ mod tls;
 
 pub use backoff::Backoff;
 pub use change::{Change, Op};
+pub use client::connect_client;
 pub use config::{HealthCheck, ListenerBuilder, DEFAULT_BUFFER};
 pub use error::Error;
 pub use event::{ConnectionEvent, Event, Notification, RawEvent};
+/// The stream trait that listeners implement (use `futures_util::StreamExt` for `next`).
 pub use futures_util::Stream;
 pub use listener::{Listener, RawListener};
 pub use pool::{HandlerPool, PoolStats};
 pub use tls::TlsVerification;
+/// The PostgreSQL client of [`connect_client`], re-exported so that versions match.
+pub use tokio_postgres;

@@ -1,1 +1,105 @@
-fn main() {}
+//! `column-notify`: listen to pg_column_notify changes, and inspect the watches.
+
+mod cli;
+mod listen;
+mod table;
+mod watches;
+
+use std::fmt;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// A failure, shown as one line on stderr.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<column_notify_listener::Error> for Failure {
+    fn from(error: column_notify_listener::Error) -> Self {
+        Failure(error.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Self {
+        Failure(error.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&Failure(format!("cannot start: {error}"))),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => fail(&failure),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let tls = cli.tls();
+    let url = cli.database_url.ok_or_else(|| {
+        Failure("no database given: pass --database-url URL or set DATABASE_URL".to_string())
+    })?;
+    match cli.command {
+        Command::Listen(args) => listen::run(&url, tls, args).await,
+        Command::Watches => watches::run(&url, &tls).await,
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+pub async fn interrupted() -> Result<(), Failure> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => Ok(result?),
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+fn fail(failure: &Failure) -> ExitCode {
+    eprintln!("column-notify: error: {failure}");
+    ExitCode::FAILURE
+}
+
+/// Help and version go to stdout as clap writes them; a usage mistake is one line.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            print!("{error}");
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!("{error}");
+            ExitCode::from(2)
+        }
+        _ => {
+            let rendered = error.to_string();
+            let lines: Vec<&str> = rendered
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let joined = lines.join(" ");
+            let message = joined.strip_prefix("error: ").unwrap_or(&joined);
+            eprintln!("column-notify: error: {message} (see column-notify --help)");
+            ExitCode::from(2)
+        }
+    }
+}

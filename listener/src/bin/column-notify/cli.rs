@@ -1,0 +1,64 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use column_notify_listener::{TlsVerification, DEFAULT_BUFFER};
+
+/// Listen to pg_column_notify changes, and inspect the watches of a database.
+#[derive(Debug, Parser)]
+#[command(name = "column-notify", version)]
+pub struct Cli {
+    /// PostgreSQL URL, e.g. postgres://user@host:5432/db?sslmode=require
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// With TLS, check the server certificate against the CA certificates of this PEM file
+    /// (default: the Mozilla root certificates)
+    #[arg(long, value_name = "FILE", global = true)]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// With TLS, do not check the server certificate (encryption only, like libpq's
+    /// sslmode=require)
+    #[arg(long, global = true, conflicts_with = "tls_ca_file")]
+    pub tls_no_verify: bool,
+
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The certificate check the flags ask for.
+    pub fn tls(&self) -> TlsVerification {
+        match (&self.tls_ca_file, self.tls_no_verify) {
+            (_, true) => TlsVerification::NoVerification,
+            (Some(file), false) => TlsVerification::RootCertificates(file.clone()),
+            (None, false) => TlsVerification::WebPkiRoots,
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print each notification on the channels as one JSON object per line on stdout
+    /// ({"channel", "payload", "process_id"}; the payload parsed as JSON where it is JSON).
+    /// Connection changes go to stderr. Ctrl-C exits with status 0.
+    Listen(ListenArgs),
+    /// Show the watches of the database (the column_watches view) and how full the
+    /// server's notification queue is.
+    Watches,
+}
+
+/// The arguments of `listen`.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Channels to listen to, exactly as sent (case-sensitive)
+    #[arg(value_name = "CHANNEL", required = true)]
+    pub channels: Vec<String>,
+
+    /// Most notifications held in memory while stdout is slow
+    #[arg(long, value_name = "EVENTS", default_value_t = DEFAULT_BUFFER)]
+    pub buffer: usize,
+}

@@ -1,0 +1,64 @@
+//! A plain text table in psql's aligned style.
+
+use std::fmt;
+
+/// Column names and rows of text; NULL is shown empty.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let widths: Vec<usize> = self
+            .header
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                self.rows
+                    .iter()
+                    .filter_map(|row| row.get(i))
+                    .chain([name])
+                    .map(|cell| cell.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!(" {cell:<width$} "))
+                .collect::<Vec<_>>()
+                .join("|")
+                .trim_end()
+                .to_string()
+        };
+        writeln!(f, "{}", line(&self.header))?;
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(w + 2)).collect();
+        writeln!(f, "{}", rule.join("+"))?;
+        for row in &self.rows {
+            writeln!(f, "{}", line(row))?;
+        }
+        let count = self.rows.len();
+        writeln!(f, "({count} row{})", if count == 1 { "" } else { "s" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligns_like_psql() {
+        let table = Table {
+            header: vec!["table".into(), "channel".into()],
+            rows: vec![vec!["appointments".into(), "c".into()]],
+        };
+        assert_eq!(
+            table.to_string(),
+            " table        | channel\n--------------+---------\n appointments | c\n(1 row)\n"
+        );
+    }
+}
