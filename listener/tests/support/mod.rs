@@ -99,3 +99,38 @@ pub async fn next_change(listener: &mut Listener, channel: &str) -> Change {
         other => panic!("expected a change, got {other:?}"),
     }
 }
+
+/// Skips connection events until `Reconnected`, checking that the gap is reported: first
+/// `Lost`, then only failed attempts, then `Reconnected { may_have_missed: true }`.
+pub async fn expect_gap(listener: &mut Listener, within: Duration) {
+    use column_notify_listener::ConnectionEvent;
+    let mut lost = false;
+    loop {
+        let event = listener
+            .recv_timeout(within)
+            .await
+            .expect("the gap is reported in time");
+        match event {
+            Event::Connection(ConnectionEvent::Lost { error }) => {
+                assert!(!lost, "one loss reported once");
+                assert!(!error.is_empty());
+                lost = true;
+            }
+            Event::Connection(ConnectionEvent::ReconnectFailed { attempt, .. }) => {
+                assert!(lost, "attempts come after the loss");
+                assert!(attempt >= 1);
+            }
+            Event::Connection(ConnectionEvent::Reconnected {
+                may_have_missed,
+                attempts,
+                ..
+            }) => {
+                assert!(lost, "the loss is reported before the reconnection");
+                assert!(may_have_missed);
+                assert!(attempts >= 1);
+                return;
+            }
+            other => panic!("expected connection events, got {other:?}"),
+        }
+    }
+}
