@@ -1,0 +1,204 @@
+//! The `column-notify` command end to end: a real process, a real server.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::*;
+
+fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_column-notify"));
+    command.env_remove("DATABASE_URL");
+    command
+}
+
+/// The lines a child writes on one of its pipes.
+fn lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+fn wait(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("column-notify did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn listen_prints_json_lines_and_exits_0_on_sigint() {
+    let (first, second) = (unique("cli_a"), unique("cli_b"));
+    let mut child = command()
+        .args(["listen", &first, &second])
+        .env("DATABASE_URL", database_url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines(child.stdout.take().unwrap());
+    let stderr = lines(child.stderr.take().unwrap());
+    let connected = stderr.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        connected,
+        format!("column-notify: connected; listening on {first}, {second}")
+    );
+
+    let sender = sender().await;
+    notify(&sender, &first, &change_payload(1)).await;
+    notify(&sender, &second, "not json").await;
+    let received: Vec<Value> = (0..2)
+        .map(|_| {
+            let line = stdout.recv_timeout(Duration::from_secs(10)).unwrap();
+            serde_json::from_str(&line).unwrap()
+        })
+        .collect();
+    let expected: Value = serde_json::from_str(&change_payload(1)).unwrap();
+    assert_eq!(received[0]["channel"], json!(first));
+    assert_eq!(received[0]["payload"], expected);
+    assert_eq!(received[1]["channel"], json!(second));
+    assert_eq!(received[1]["payload"], json!("not json"));
+    assert!(received[1]["process_id"].as_i64().unwrap() > 0);
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = wait(&mut child, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+    let last = stderr.recv_timeout(Duration::from_secs(1)).unwrap();
+    assert_eq!(last, "column-notify: interrupted; exiting");
+}
+
+fn watches(url: &str) -> Output {
+    command()
+        .args(["watches", "--database-url", url])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn watches_prints_the_view_as_a_table_and_the_queue_usage() {
+    let schema = unique("watches");
+    let sender = sender().await;
+    // Stands in for the extension's view; the command prints whatever columns it has.
+    sender
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema};
+             CREATE VIEW {schema}.column_watches AS
+             SELECT 'public.appointments'::text AS \"table\",
+                    ARRAY['canceled']::name[] AS columns,
+                    'appointments_canceled_changed'::text AS channel,
+                    NULL::text AS options"
+        ))
+        .await
+        .unwrap();
+    let separator = if database_url().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let in_schema = format!(
+        "{}{separator}options=-csearch_path%3D{schema}",
+        database_url()
+    );
+    let shown = watches(&in_schema);
+    let without = watches(&format!(
+        "{}{separator}options=-csearch_path%3Dnowhere",
+        database_url()
+    ));
+    sender
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+
+    let stdout = String::from_utf8(shown.stdout).unwrap();
+    assert_eq!(shown.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        " table               | columns    | channel                       | options"
+    );
+    assert_eq!(
+        lines[1],
+        "---------------------+------------+-------------------------------+---------"
+    );
+    assert_eq!(
+        lines[2],
+        " public.appointments | {canceled} | appointments_canceled_changed |"
+    );
+    assert_eq!(lines[3], "(1 row)");
+    assert!(
+        lines[5].starts_with("notification queue usage: 0.0"),
+        "{stdout}"
+    );
+
+    assert_eq!(without.status.code(), Some(1));
+    let stderr = String::from_utf8(without.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no column_watches view"), "{stderr}");
+}
+
+#[test]
+fn help_for_every_command_and_errors_as_one_line() {
+    for args in [
+        &["--help"][..],
+        &["listen", "--help"],
+        &["watches", "--help"],
+    ] {
+        let output = command().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        assert!(String::from_utf8(output.stdout)
+            .unwrap()
+            .contains("Usage: column-notify"));
+    }
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["listen", "c"], 1, "no database given"),
+        (
+            &[
+                "listen",
+                "c",
+                "--database-url",
+                "postgres://x@127.0.0.1:1/x",
+            ],
+            1,
+            "could not connect",
+        ),
+        (
+            &["listen", "c", "--database-url", "nonsense://"],
+            1,
+            "invalid database URL",
+        ),
+        (
+            &["listen"],
+            2,
+            "required arguments were not provided: <CHANNEL>...",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let output = command().args(args).output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("column-notify: error: "), "{stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
