@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use column_notify_listener::{Backoff, Listener};
+use column_notify_listener::HealthCheck;
 use support::*;
 
 #[tokio::test]
@@ -16,18 +16,8 @@ async fn cluster_restart_is_reported_and_reconnected() {
         return;
     };
     let channel = unique("restart");
-    let mut listener = Listener::builder(database_url())
-        .channel(&channel)
-        .backoff(Backoff::new(
-            Duration::from_millis(50),
-            Duration::from_millis(500),
-        ))
-        .connect()
-        .await
-        .unwrap();
-    let sender = sender().await;
-    notify(&sender, &channel, &change_payload(1)).await;
-    assert_change(&next_change(&mut listener, &channel).await, 1);
+    let (mut listener, _) =
+        reconnecting_listener(database_url(), &channel, HealthCheck::default()).await;
 
     let status = tokio::task::spawn_blocking(move || {
         std::process::Command::new("sh")
@@ -40,11 +30,6 @@ async fn cluster_restart_is_reported_and_reconnected() {
     assert!(status.success(), "the restart command failed: {status}");
 
     expect_gap(&mut listener, Duration::from_secs(30)).await;
-    let sender = support::sender().await;
-    for id in 2..=3 {
-        notify(&sender, &channel, &change_payload(id)).await;
-    }
-    for id in 2..=3 {
-        assert_change(&next_change(&mut listener, &channel).await, id);
-    }
+    let sender = sender().await;
+    round_trip(&mut listener, &sender, &channel, 2..=3).await;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use column_notify_listener::tokio_postgres::Config;
-use column_notify_listener::{Backoff, HealthCheck, Listener};
+use column_notify_listener::HealthCheck;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,18 +17,8 @@ use tokio::net::{TcpListener, TcpStream};
 async fn terminated_backend_is_reported_and_reconnected() {
     let channel = unique("terminate");
     let name = unique("app");
-    let mut listener = Listener::builder(url_named(&name))
-        .channel(&channel)
-        .backoff(Backoff::new(
-            Duration::from_millis(50),
-            Duration::from_millis(500),
-        ))
-        .connect()
-        .await
-        .unwrap();
-    let sender = sender().await;
-    notify(&sender, &channel, &change_payload(1)).await;
-    assert_change(&next_change(&mut listener, &channel).await, 1);
+    let (mut listener, sender) =
+        reconnecting_listener(url_named(&name), &channel, HealthCheck::default()).await;
 
     let terminated = sender
         .query(
@@ -41,12 +31,7 @@ async fn terminated_backend_is_reported_and_reconnected() {
     assert!(terminated[0].get::<_, bool>(0));
 
     expect_gap(&mut listener, Duration::from_secs(10)).await;
-    for id in 2..=4 {
-        notify(&sender, &channel, &change_payload(id)).await;
-    }
-    for id in 2..=4 {
-        assert_change(&next_change(&mut listener, &channel).await, id);
-    }
+    round_trip(&mut listener, &sender, &channel, 2..=4).await;
 }
 
 /// A TCP relay to the server that can go silent: after `freeze`, the connections it
@@ -129,27 +114,12 @@ async fn silent_connection_is_detected_by_the_health_check() {
         config.get_dbname().unwrap()
     );
     let channel = unique("silent");
-    let mut listener = Listener::builder(url)
-        .channel(&channel)
-        .health_check(HealthCheck::new(
-            Duration::from_millis(300),
-            Duration::from_millis(300),
-        ))
-        .backoff(Backoff::new(
-            Duration::from_millis(50),
-            Duration::from_millis(200),
-        ))
-        .connect()
-        .await
-        .unwrap();
-    let sender = sender().await;
-    notify(&sender, &channel, &change_payload(1)).await;
-    assert_change(&next_change(&mut listener, &channel).await, 1);
+    let quick = HealthCheck::new(Duration::from_millis(300), Duration::from_millis(300));
+    let (mut listener, sender) = reconnecting_listener(url, &channel, quick).await;
 
     relay.freeze();
     // Sent into the silent connection: never delivered, which is what the gap reports.
     notify(&sender, &channel, &change_payload(2)).await;
     expect_gap(&mut listener, Duration::from_secs(5)).await;
-    notify(&sender, &channel, &change_payload(3)).await;
-    assert_change(&next_change(&mut listener, &channel).await, 3);
+    round_trip(&mut listener, &sender, &channel, 3..=3).await;
 }

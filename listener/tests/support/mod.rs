@@ -134,3 +134,42 @@ pub async fn expect_gap(listener: &mut Listener, within: Duration) {
         }
     }
 }
+
+/// A listener on `channel` that retries quickly (50 ms doubling to 500 ms), with the
+/// given health check, shown working with change 1; and the sender that proved it.
+pub async fn reconnecting_listener(
+    url: String,
+    channel: &str,
+    health: column_notify_listener::HealthCheck,
+) -> (Listener, Client) {
+    use column_notify_listener::Backoff;
+    let mut listener = Listener::builder(url)
+        .channel(channel)
+        .health_check(health)
+        .backoff(Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(500),
+        ))
+        .connect()
+        .await
+        .unwrap();
+    let sender = sender().await;
+    notify(&sender, channel, &change_payload(1)).await;
+    assert_change(&next_change(&mut listener, channel).await, 1);
+    (listener, sender)
+}
+
+/// Sends changes `ids` and checks they all arrive, in order.
+pub async fn round_trip(
+    listener: &mut Listener,
+    sender: &Client,
+    channel: &str,
+    ids: std::ops::RangeInclusive<i64>,
+) {
+    for id in ids.clone() {
+        notify(sender, channel, &change_payload(id)).await;
+    }
+    for id in ids {
+        assert_change(&next_change(listener, channel).await, id);
+    }
+}
