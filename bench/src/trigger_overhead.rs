@@ -1,0 +1,239 @@
+//! Per-row trigger overhead, measured side by side in one run: one committed
+//! `UPDATE t SET canceled = NOT canceled` over every row of identical tables that differ
+//! only in their trigger (none, the reference plpgsql trigger, contrib tcn, ours). The
+//! variants alternate within each round; the report gives medians and ratios, never a lone
+//! absolute time, because this machine is shared and noisy.
+//!
+//! Usage: trigger-overhead [--rows N] [--runs N] [--wide] [--markdown]
+//! Needs DATABASE_URL, the extension installed, and contrib (for tcn).
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls};
+
+struct Options {
+    rows: u64,
+    runs: usize,
+    wide: bool,
+    markdown: bool,
+}
+
+struct Variant {
+    label: &'static str,
+    table: &'static str,
+    /// SQL that installs the trigger on `{table}`.
+    install: &'static str,
+}
+
+const VARIANTS: &[Variant] = &[
+    Variant { label: "no trigger", table: "bench_none", install: "" },
+    Variant {
+        label: "plpgsql reference",
+        table: "bench_plpgsql",
+        install: "CREATE TRIGGER reference AFTER UPDATE ON {table} FOR EACH ROW
+                  WHEN (OLD.canceled IS DISTINCT FROM NEW.canceled)
+                  EXECUTE PROCEDURE bench_reference_notify()",
+    },
+    Variant {
+        label: "contrib tcn (key only)",
+        table: "bench_tcn",
+        install: "CREATE TRIGGER tcn AFTER UPDATE ON {table} FOR EACH ROW
+                  EXECUTE FUNCTION triggered_change_notification('bench_tcn')",
+    },
+    Variant {
+        label: "pg_column_notify",
+        table: "bench_ours",
+        install: "SELECT watch_column('{table}', 'canceled', 'bench_ours')",
+    },
+];
+
+const REFERENCE_FUNCTION: &str = r#"
+CREATE OR REPLACE FUNCTION bench_reference_notify() RETURNS trigger AS $trigger$
+DECLARE payload TEXT;
+BEGIN
+  IF (TG_OP = 'UPDATE') AND (OLD.canceled != NEW.canceled) THEN
+    payload := json_build_object('id',OLD.id,'old',row_to_json(OLD),'new',row_to_json(NEW));
+    PERFORM pg_notify('bench_reference', payload);
+  END IF;
+  RETURN NEW;
+END;
+$trigger$ LANGUAGE plpgsql;
+"#;
+
+/// The appointments table of the issue: id, canceled, title, inserted_at, updated_at.
+const NARROW_COLUMNS: &str = "id bigint PRIMARY KEY, canceled boolean NOT NULL, title text,
+    inserted_at timestamptz NOT NULL, updated_at timestamptz NOT NULL";
+const NARROW_FILL: &str = "SELECT g, false, 'appointment ' || g, now(), now()
+    FROM generate_series(1, {rows}) g";
+
+/// 30 columns of mixed types.
+const WIDE_COLUMNS: &str = "id bigint PRIMARY KEY, canceled boolean NOT NULL,
+    c_int int, c_big bigint, c_small smallint, c_num numeric, c_f8 float8, c_f4 float4,
+    c_text text, c_vc varchar(40), c_char char(8), c_uuid uuid, c_date date, c_ts timestamp,
+    c_tstz timestamptz, c_time time, c_iv interval, c_bytea bytea, c_json json, c_jsonb jsonb,
+    c_arr int[], c_tarr text[], c_inet inet, c_bool boolean, c_text2 text, c_int2 int,
+    c_num2 numeric, c_ts2 timestamptz, c_text3 text, c_null text";
+const WIDE_FILL: &str = "SELECT g, false, g, g * 1000, (g % 1000)::smallint, g / 7.0, g / 3.0,
+    g / 9.0, 'text ' || g, 'varchar ' || g, 'ch', md5(g::text)::uuid, date '2024-01-01' + (g % 365),
+    timestamp '2024-01-01' + g * interval '1 minute', now(), time '12:00' + g * interval '1 second',
+    g * interval '1 second', decode(md5(g::text), 'hex'), json_build_object('g', g, 'k', 'v'),
+    jsonb_build_object('g', g), ARRAY[g, g + 1, g + 2], ARRAY['a' || g, 'b'], '10.0.0.1', g % 2 = 0,
+    repeat('x', 20), g % 97, 123.456, now(), 'tail', NULL FROM generate_series(1, {rows}) g";
+
+fn parse_options() -> Options {
+    let mut options = Options { rows: 100_000, runs: 5, wide: false, markdown: false };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> u64 {
+            args.next()
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| fail(&format!("{name} takes a positive number")))
+        };
+        match arg.as_str() {
+            "--rows" => options.rows = number("--rows"),
+            "--runs" => options.runs = number("--runs") as usize,
+            "--wide" => options.wide = true,
+            "--markdown" => options.markdown = true,
+            "--help" | "-h" => {
+                println!("usage: trigger-overhead [--rows N] [--runs N] [--wide] [--markdown]");
+                std::process::exit(0);
+            }
+            other => fail(&format!("unknown argument {other} (see --help)")),
+        }
+    }
+    if options.runs == 0 || options.rows == 0 {
+        fail("--rows and --runs must be positive");
+    }
+    options
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("trigger-overhead: {message}");
+    std::process::exit(2);
+}
+
+async fn connect() -> Client {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| fail("DATABASE_URL is not set"));
+    let (client, connection) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .unwrap_or_else(|error| fail(&format!("cannot connect: {error}")));
+    tokio::spawn(connection);
+    client
+}
+
+async fn prepare(client: &Client, options: &Options) {
+    let (columns, fill) =
+        if options.wide { (WIDE_COLUMNS, WIDE_FILL) } else { (NARROW_COLUMNS, NARROW_FILL) };
+    let fill = fill.replace("{rows}", &options.rows.to_string());
+    client
+        .batch_execute(&format!(
+            "CREATE EXTENSION IF NOT EXISTS pg_column_notify;
+             CREATE EXTENSION IF NOT EXISTS tcn;
+             {REFERENCE_FUNCTION}"
+        ))
+        .await
+        .unwrap_or_else(|error| fail(&format!("set-up failed: {error}")));
+    for variant in VARIANTS {
+        let table = variant.table;
+        let install = variant.install.replace("{table}", table);
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {table};
+                 CREATE TABLE {table} ({columns});
+                 INSERT INTO {table} {fill};
+                 {install};
+                 VACUUM ANALYZE {table};"
+            ))
+            .await
+            .unwrap_or_else(|error| fail(&format!("preparing {table}: {error}")));
+    }
+}
+
+async fn timed_update(client: &Client, table: &str) -> Duration {
+    client
+        .batch_execute(&format!("VACUUM {table}"))
+        .await
+        .unwrap_or_else(|error| fail(&format!("vacuum: {error}")));
+    let start = Instant::now();
+    client
+        .batch_execute(&format!("UPDATE {table} SET canceled = NOT canceled"))
+        .await
+        .unwrap_or_else(|error| fail(&format!("update of {table}: {error}")));
+    start.elapsed()
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    let middle = samples.len() / 2;
+    if samples.len() % 2 == 1 {
+        samples[middle]
+    } else {
+        (samples[middle - 1] + samples[middle]) / 2
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let options = parse_options();
+    let client = connect().await;
+    let shape = if options.wide { "wide rows (30 columns)" } else { "appointments rows (5 columns)" };
+    eprintln!("preparing {} {shape} in {} tables...", options.rows, VARIANTS.len());
+    prepare(&client, &options).await;
+
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
+    for round in 0..options.runs {
+        // Rotate the order each round, so no variant always runs first or last.
+        for offset in 0..VARIANTS.len() {
+            let index = (round + offset) % VARIANTS.len();
+            let elapsed = timed_update(&client, VARIANTS[index].table).await;
+            samples[index].push(elapsed);
+        }
+        eprintln!("round {}/{} done", round + 1, options.runs);
+    }
+
+    let medians: Vec<Duration> = samples.iter_mut().map(|s| median(s)).collect();
+    let baseline = medians[0];
+    let per_row_us = |m: Duration| {
+        (m.as_secs_f64() - baseline.as_secs_f64()) * 1e6 / options.rows as f64
+    };
+    let ours = per_row_us(medians[3]);
+    let title = format!("{} {shape}, median of {} alternating runs", options.rows, options.runs);
+    if options.markdown {
+        println!("#### {title}\n");
+        println!("| trigger | median statement time | overhead per row | ours / this |");
+        println!("| --- | ---: | ---: | ---: |");
+    } else {
+        println!("{title}");
+    }
+    for (variant, &m) in VARIANTS.iter().zip(&medians) {
+        let overhead = per_row_us(m);
+        let ratio = if variant.label == "no trigger" || overhead <= 0.0 {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", ours / overhead)
+        };
+        if options.markdown {
+            println!(
+                "| {} | {:.1} ms | {:.2} µs | {ratio} |",
+                variant.label,
+                m.as_secs_f64() * 1e3,
+                overhead
+            );
+        } else {
+            println!(
+                "  {:<24} {:>9.1} ms  {:>6.2} µs/row  ours/this {ratio}",
+                variant.label,
+                m.as_secs_f64() * 1e3,
+                overhead
+            );
+        }
+    }
+    if options.markdown {
+        println!();
+    }
+    for variant in VARIANTS {
+        if let Err(error) = client.batch_execute(&format!("DROP TABLE {}", variant.table)).await {
+            eprintln!("could not drop {}: {error}", variant.table);
+        }
+    }
+}
