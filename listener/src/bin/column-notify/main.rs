@@ -55,9 +55,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let tls = cli.tls();
-    let url = cli.database_url.ok_or_else(|| {
-        Failure("no database given: pass --database-url URL or set DATABASE_URL".to_string())
-    })?;
+    let url = cli
+        .database_url
+        .filter(|url| !url.trim().is_empty())
+        .ok_or_else(|| {
+            Failure("no database given: pass --database-url URL or set DATABASE_URL".to_string())
+        })?;
     match cli.command {
         Command::Listen(args) => listen::run(&url, tls, args).await,
         Command::Watches => watches::run(&url, &tls).await,
