@@ -2,8 +2,6 @@
 //! sends them (`row_to_json` renderings), plus the documented metadata keys. A payload that
 //! would reach PostgreSQL's size limit is reduced instead of failing the write.
 
-use std::ffi::CStr;
-
 use crate::json_text::{push_key, push_string};
 use crate::notify::MAX_PAYLOAD_BYTES;
 use crate::row_values::RowValues;
@@ -26,23 +24,21 @@ impl Operation {
     }
 }
 
-/// One change to report: which watched columns changed, and which row images exist.
-pub struct Change<'a> {
+/// One change to report (the watched columns that changed are in [`TriggerPlan::changed`]).
+pub struct Change {
     pub operation: Operation,
-    /// Positions in [`TriggerPlan::watched`].
-    pub changed: &'a [usize],
     pub has_old: bool,
     pub has_new: bool,
     pub key_changed: bool,
 }
 
-/// Renders the payload of `change` into the plan's buffer and returns it, NUL-terminated
-/// and shorter than PostgreSQL's limit.
+/// Renders the payload of `change` into the plan's buffer, NUL-terminated and shorter than
+/// PostgreSQL's limit (see [`TriggerPlan::payload_text`]).
 ///
 /// # Safety
 /// The plan's `old`/`new` rows must hold the tuples of this trigger call.
-pub unsafe fn render<'p>(plan: &'p mut TriggerPlan, change: &Change) -> &'p CStr {
-    let TriggerPlan { table_members, columns, watched, key, old, new, payload, .. } = plan;
+pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
+    let TriggerPlan { table_members, columns, watched, changed, key, old, new, payload, .. } = plan;
     payload.clear();
     let identity_row = if change.has_old { &*old } else { &*new };
 
@@ -54,7 +50,7 @@ pub unsafe fn render<'p>(plan: &'p mut TriggerPlan, change: &Change) -> &'p CStr
     payload.push(b',');
     push_key(payload, b"changed");
     payload.push(b'[');
-    for (n, &position) in change.changed.iter().enumerate() {
+    for (n, &position) in changed.iter().enumerate() {
         if n > 0 {
             payload.push(b',');
         }
@@ -96,7 +92,6 @@ pub unsafe fn render<'p>(plan: &'p mut TriggerPlan, change: &Change) -> &'p CStr
         payload.extend_from_slice(b",\"truncated\":true}");
     }
     payload.push(0);
-    CStr::from_bytes_with_nul(payload).expect("the payload holds a single NUL, at its end")
 }
 
 /// `row_to_json` of a row: every user column, in table order.

@@ -47,16 +47,16 @@ pub unsafe extern "C-unwind" fn notify_column_changed(
             plan.new.load(returned_tuple, descriptor);
         }
 
-        let mut changed = Vec::with_capacity(plan.watched.len());
+        plan.changed.clear();
         let mut key_changed = false;
         if operation == Operation::Update {
             for (position, watched) in plan.watched.iter_mut().enumerate() {
                 let index = plan.columns[watched.column].index;
                 if watched.equality.distinct(plan.old.get(index), plan.new.get(index)) {
-                    changed.push(position);
+                    plan.changed.push(position);
                 }
             }
-            if changed.is_empty() {
+            if plan.changed.is_empty() {
                 return pg_sys::Datum::from(returned_tuple);
             }
             for (&column, equality) in plan.key.iter().zip(plan.key_equality.iter_mut()) {
@@ -64,12 +64,12 @@ pub unsafe extern "C-unwind" fn notify_column_changed(
                 key_changed |= equality.distinct(plan.old.get(index), plan.new.get(index));
             }
         } else {
-            changed.extend(0..plan.watched.len());
+            plan.changed.extend(0..plan.watched.len());
         }
 
-        let change = Change { operation, changed: &changed, has_old, has_new, key_changed };
-        let channel = plan.channel.clone();
-        notify::send(&channel, payload::render(plan, &change));
+        let change = Change { operation, has_old, has_new, key_changed };
+        payload::render(plan, &change);
+        notify::send(&plan.channel, plan.payload_text());
         pg_sys::Datum::from(returned_tuple)
     }
 }

@@ -38,6 +38,8 @@ pub struct TriggerPlan {
     pub table_members: Vec<u8>,
     pub columns: Vec<ColumnPlan>,
     pub watched: Vec<WatchedColumn>,
+    /// Positions in `watched` of the columns that changed in the current row.
+    pub changed: Vec<usize>,
     /// Positions in `columns` of the key, in key order; empty when the table has none.
     pub key: Vec<usize>,
     /// Equality of each key column, to notice a changed key.
@@ -149,6 +151,7 @@ impl TriggerPlan {
             channel: CString::from(*channel),
             table_members,
             columns,
+            changed: Vec::with_capacity(watched.len()),
             watched,
             key,
             key_equality,
@@ -156,6 +159,13 @@ impl TriggerPlan {
             new: RowValues::with_width(descriptor.len()),
             payload: Vec::with_capacity(1024),
         }
+    }
+}
+
+impl TriggerPlan {
+    /// The payload last rendered by [`crate::payload::render`].
+    pub fn payload_text(&self) -> &CStr {
+        CStr::from_bytes_with_nul(&self.payload).expect("a rendered payload ends with its only NUL")
     }
 }
 

@@ -107,6 +107,14 @@ fn parse_options() -> Options {
     options
 }
 
+/// The server's message for a failed statement, not just "db error".
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
 fn fail(message: &str) -> ! {
     eprintln!("trigger-overhead: {message}");
     std::process::exit(2);
@@ -116,7 +124,7 @@ async fn connect() -> Client {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| fail("DATABASE_URL is not set"));
     let (client, connection) = tokio_postgres::connect(&url, NoTls)
         .await
-        .unwrap_or_else(|error| fail(&format!("cannot connect: {error}")));
+        .unwrap_or_else(|error| fail(&format!("cannot connect: {}", describe(&error))));
     tokio::spawn(connection);
     client
 }
@@ -132,7 +140,7 @@ async fn prepare(client: &Client, options: &Options) {
              {REFERENCE_FUNCTION}"
         ))
         .await
-        .unwrap_or_else(|error| fail(&format!("set-up failed: {error}")));
+        .unwrap_or_else(|error| fail(&format!("set-up failed: {}", describe(&error))));
     for variant in VARIANTS {
         let table = variant.table;
         let install = variant.install.replace("{table}", table);
@@ -141,11 +149,14 @@ async fn prepare(client: &Client, options: &Options) {
                 "DROP TABLE IF EXISTS {table};
                  CREATE TABLE {table} ({columns});
                  INSERT INTO {table} {fill};
-                 {install};
-                 VACUUM ANALYZE {table};"
+                 {install};"
             ))
             .await
-            .unwrap_or_else(|error| fail(&format!("preparing {table}: {error}")));
+            .unwrap_or_else(|error| fail(&format!("preparing {table}: {}", describe(&error))));
+        client
+            .batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .await
+            .unwrap_or_else(|error| fail(&format!("vacuum: {}", describe(&error))));
     }
 }
 
@@ -153,12 +164,12 @@ async fn timed_update(client: &Client, table: &str) -> Duration {
     client
         .batch_execute(&format!("VACUUM {table}"))
         .await
-        .unwrap_or_else(|error| fail(&format!("vacuum: {error}")));
+        .unwrap_or_else(|error| fail(&format!("vacuum: {}", describe(&error))));
     let start = Instant::now();
     client
         .batch_execute(&format!("UPDATE {table} SET canceled = NOT canceled"))
         .await
-        .unwrap_or_else(|error| fail(&format!("update of {table}: {error}")));
+        .unwrap_or_else(|error| fail(&format!("update of {table}: {}", describe(&error))));
     start.elapsed()
 }
 
@@ -233,7 +244,7 @@ async fn main() {
     }
     for variant in VARIANTS {
         if let Err(error) = client.batch_execute(&format!("DROP TABLE {}", variant.table)).await {
-            eprintln!("could not drop {}: {error}", variant.table);
+            eprintln!("could not drop {}: {}", variant.table, describe(&error));
         }
     }
 }
