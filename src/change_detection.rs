@@ -5,7 +5,13 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
+use crate::datum_image::{Images, Storage};
+
 pub enum Equality {
+    /// Types whose `=` is identity of the stored value (integers, bool, uuid, dates,
+    /// timestamps, and text under a deterministic collation): compared without a function
+    /// call, and through `=` only when toasted images differ but may hold equal values.
+    SameImage { storage: Storage, operator: Option<pg_sys::FmgrInfo>, collation: pg_sys::Oid },
     /// The `=` operator of the type's default btree or hash opclass, under the column's
     /// collation (as the executor evaluates `IS DISTINCT FROM`).
     Operator { function: pg_sys::FmgrInfo, collation: pg_sys::Oid },
@@ -19,6 +25,7 @@ impl Equality {
     pub unsafe fn for_column(
         type_oid: pg_sys::Oid,
         collation: pg_sys::Oid,
+        storage: Storage,
         memory_context: pg_sys::MemoryContext,
     ) -> Self {
         unsafe {
@@ -26,7 +33,15 @@ impl Equality {
             let operator = (*cache).eq_opr;
             let mut function = pg_sys::FmgrInfo::default();
             if operator != pg_sys::InvalidOid {
-                pg_sys::fmgr_info_cxt(pg_sys::get_opcode(operator), &mut function, memory_context);
+                let procedure = pg_sys::get_opcode(operator);
+                if is_identity_equality(procedure, collation) {
+                    let operator = (storage.length == -1).then(|| {
+                        pg_sys::fmgr_info_cxt(procedure, &mut function, memory_context);
+                        function
+                    });
+                    return Self::SameImage { storage, operator, collation };
+                }
+                pg_sys::fmgr_info_cxt(procedure, &mut function, memory_context);
                 Self::Operator { function, collation }
             } else {
                 let mut output = pg_sys::InvalidOid;
@@ -50,6 +65,16 @@ impl Equality {
         };
         unsafe {
             match self {
+                Self::SameImage { storage, operator, collation } => match storage.compare(old, new) {
+                    Images::Same => false,
+                    Images::Different => true,
+                    Images::Undecided => match operator {
+                        Some(function) => {
+                            pg_sys::FunctionCall2Coll(function, *collation, old, new).value() == 0
+                        }
+                        None => true,
+                    },
+                },
                 Self::Operator { function, collation } => {
                     pg_sys::FunctionCall2Coll(function, *collation, old, new).value() == 0
                 }
@@ -61,4 +86,29 @@ impl Equality {
             }
         }
     }
+}
+
+/// Equality functions that hold exactly when the stored images are the same.
+fn is_identity_equality(procedure: pg_sys::Oid, collation: pg_sys::Oid) -> bool {
+    const IDENTITY: [u32; 11] = [
+        pg_sys::F_BOOLEQ,
+        pg_sys::F_CHAREQ,
+        pg_sys::F_INT2EQ,
+        pg_sys::F_INT4EQ,
+        pg_sys::F_INT8EQ,
+        pg_sys::F_OIDEQ,
+        pg_sys::F_DATE_EQ,
+        pg_sys::F_TIMESTAMP_EQ,
+        pg_sys::F_TIMESTAMPTZ_EQ,
+        pg_sys::F_TIME_EQ,
+        pg_sys::F_UUID_EQ,
+    ];
+    let procedure = u32::from(procedure);
+    if IDENTITY.contains(&procedure) {
+        return true;
+    }
+    // texteq compares bytes under a deterministic collation (the default one is).
+    procedure == pg_sys::F_TEXTEQ
+        && (collation == pg_sys::InvalidOid
+            || unsafe { pg_sys::get_collation_isdeterministic(collation) })
 }

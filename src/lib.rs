@@ -2,6 +2,7 @@
 //! when a watched column of a row really changes. This file only wires the modules.
 
 mod change_detection;
+mod datum_image;
 mod errors;
 mod json_encoder;
 mod json_text;

@@ -2,6 +2,9 @@
 //! sends them (`row_to_json` renderings), plus the documented metadata keys. A payload that
 //! would reach PostgreSQL's size limit is reduced instead of failing the write.
 
+use std::ops::Range;
+
+use crate::datum_image::Images;
 use crate::json_text::{push_key, push_string};
 use crate::notify::MAX_PAYLOAD_BYTES;
 use crate::row_values::RowValues;
@@ -38,7 +41,9 @@ pub struct Change {
 /// # Safety
 /// The plan's `old`/`new` rows must hold the tuples of this trigger call.
 pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
-    let TriggerPlan { table_members, columns, watched, changed, key, old, new, payload, .. } = plan;
+    let TriggerPlan {
+        table_members, columns, watched, changed, key, old, new, payload, old_spans, ..
+    } = plan;
     payload.clear();
     let identity_row = if change.has_old { &*old } else { &*new };
 
@@ -69,20 +74,29 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
     }
     let identity_end = payload.len();
 
-    for (name, present, row) in [(b"old", change.has_old, &*old), (b"new", change.has_new, &*new)] {
-        payload.push(b',');
-        push_key(payload, name);
-        if present {
-            unsafe { push_row(payload, columns, row) };
-        } else {
-            payload.extend_from_slice(b"null");
-        }
+    payload.push(b',');
+    push_key(payload, b"old");
+    old_spans.clear();
+    if change.has_old {
+        unsafe { push_row(payload, columns, old, Some(old_spans), None) };
+    } else {
+        payload.extend_from_slice(b"null");
+    }
+    payload.push(b',');
+    push_key(payload, b"new");
+    if change.has_new {
+        let reuse = change.has_old.then_some((&*old, old_spans.as_slice()));
+        unsafe { push_row(payload, columns, new, None, reuse) };
+    } else {
+        payload.extend_from_slice(b"null");
     }
     payload.push(b'}');
 
     // Room for the closing of a reduced payload: `,"truncated":true}` and the NUL.
     const TRUNCATION_TAIL: usize = 20;
-    if payload.len() >= MAX_PAYLOAD_BYTES || payload.contains(&0) {
+    // A NUL inside would cut the payload short; JSON escaping never writes one, but a
+    // type's own JSON function is not ours to trust blindly.
+    if payload.len() >= MAX_PAYLOAD_BYTES || memchr_nul(payload) {
         let keep = if identity_end + TRUNCATION_TAIL < MAX_PAYLOAD_BYTES {
             identity_end
         } else {
@@ -94,8 +108,16 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
     payload.push(0);
 }
 
-/// `row_to_json` of a row: every user column, in table order.
-unsafe fn push_row(out: &mut Vec<u8>, columns: &mut [ColumnPlan], row: &RowValues) {
+/// `row_to_json` of a row: every user column, in table order. The span of each value is
+/// appended to `spans`, when given. With `reuse` (the old row and its spans), a value whose stored
+/// image is the old one's is copied from the old rendering instead of rendered again.
+unsafe fn push_row(
+    out: &mut Vec<u8>,
+    columns: &mut [ColumnPlan],
+    row: &RowValues,
+    mut spans: Option<&mut Vec<Range<usize>>>,
+    reuse: Option<(&RowValues, &[Range<usize>])>,
+) {
     out.push(b'{');
     for (n, column) in columns.iter_mut().enumerate() {
         if n > 0 {
@@ -103,7 +125,22 @@ unsafe fn push_row(out: &mut Vec<u8>, columns: &mut [ColumnPlan], row: &RowValue
         }
         out.extend_from_slice(&column.name_json);
         out.push(b':');
-        unsafe { push_value(out, column, row) };
+        let start = out.len();
+        let reusable = reuse.and_then(|(old, old_spans)| {
+            let same = match (old.get(column.index), row.get(column.index)) {
+                (None, None) => true,
+                (Some(a), Some(b)) => (unsafe { column.storage.compare(a, b) }) == Images::Same,
+                _ => false,
+            };
+            same.then(|| old_spans[n].clone())
+        });
+        match reusable {
+            Some(span) => out.extend_from_within(span),
+            None => unsafe { push_value(out, column, row) },
+        }
+        if let Some(spans) = spans.as_deref_mut() {
+            spans.push(start..out.len());
+        }
     }
     out.push(b'}');
 }
@@ -134,4 +171,8 @@ unsafe fn push_value(out: &mut Vec<u8>, column: &mut ColumnPlan, row: &RowValues
         Some(value) => unsafe { column.encoder.encode(value, out) },
         None => out.extend_from_slice(b"null"),
     }
+}
+
+fn memchr_nul(bytes: &[u8]) -> bool {
+    bytes.contains(&0)
 }

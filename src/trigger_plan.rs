@@ -7,6 +7,7 @@ use std::ffi::{CStr, CString};
 use pgrx::{pg_sys, PgMemoryContexts, PgRelation, PgTupleDesc};
 
 use crate::change_detection::Equality;
+use crate::datum_image::Storage;
 use crate::errors::{warn_missing_column, TriggerProtocolError};
 use crate::json_encoder::ColumnEncoder;
 use crate::json_text;
@@ -20,6 +21,7 @@ pub struct ColumnPlan {
     pub index: usize,
     /// The column name as a JSON string, `"name"`.
     pub name_json: Vec<u8>,
+    pub storage: Storage,
     pub encoder: ColumnEncoder,
 }
 
@@ -48,6 +50,9 @@ pub struct TriggerPlan {
     pub new: RowValues,
     /// The payload being written, reused from row to row.
     pub payload: Vec<u8>,
+    /// Where each column's value of the `old` image lies in `payload`, so the `new` image
+    /// can copy the rendering of every value that did not change.
+    pub old_spans: Vec<std::ops::Range<usize>>,
 }
 
 impl TriggerPlan {
@@ -105,13 +110,19 @@ impl TriggerPlan {
             columns.push(ColumnPlan {
                 index,
                 name_json,
+                storage: Storage { by_value: attribute.attbyval, length: attribute.attlen },
                 encoder: unsafe { ColumnEncoder::for_type(attribute.atttypid, memory_context) },
             });
         }
         let equality_of = |column: &ColumnPlan| {
             let attribute = descriptor.get(column.index).expect("column index is in range");
             unsafe {
-                Equality::for_column(attribute.atttypid, attribute.attcollation, memory_context)
+                Equality::for_column(
+                    attribute.atttypid,
+                    attribute.attcollation,
+                    column.storage,
+                    memory_context,
+                )
             }
         };
 
@@ -158,6 +169,7 @@ impl TriggerPlan {
             old: RowValues::with_width(descriptor.len()),
             new: RowValues::with_width(descriptor.len()),
             payload: Vec::with_capacity(1024),
+            old_spans: Vec::with_capacity(descriptor.len()),
         }
     }
 }
@@ -165,7 +177,9 @@ impl TriggerPlan {
 impl TriggerPlan {
     /// The payload last rendered by [`crate::payload::render`].
     pub fn payload_text(&self) -> &CStr {
-        CStr::from_bytes_with_nul(&self.payload).expect("a rendered payload ends with its only NUL")
+        debug_assert!(CStr::from_bytes_with_nul(&self.payload).is_ok());
+        // SAFETY: `render` ends the payload with a NUL and leaves none inside it.
+        unsafe { CStr::from_bytes_with_nul_unchecked(&self.payload) }
     }
 }
 
