@@ -61,7 +61,10 @@ impl Storage {
 }
 
 /// An inline, uncompressed varlena (its bytes are its value, whatever its header size).
-unsafe fn is_plain(value: *const pg_sys::varlena) -> bool {
+///
+/// # Safety
+/// `value` must point to a varlena.
+pub unsafe fn is_plain(value: *const pg_sys::varlena) -> bool {
     unsafe {
         if varlena::varatt_is_1b(value) {
             !varlena::varatt_is_1b_e(value)

@@ -6,6 +6,8 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
+use crate::datum_image::is_plain;
+use crate::json_datetime;
 use crate::json_text;
 
 /// Room `JsonEncodeDateTime` needs (`MAXDATELEN + 1`).
@@ -23,8 +25,11 @@ pub enum ColumnEncoder {
     JsonText,
     /// float4, float8, numeric: the output text, unquoted when it is a JSON number.
     Number(pg_sys::FmgrInfo),
-    /// date, timestamp, timestamptz: ISO 8601 in quotes, via `JsonEncodeDateTime`.
-    DateTime(pg_sys::Oid),
+    Date,
+    Timestamp,
+    /// timestamptz, written directly while the session's time zone has a fixed offset
+    /// (checked again whenever the session's zone changes).
+    TimestampTz { zone: *mut pg_sys::pg_tz, fixed_offset: Option<i64> },
     /// jsonb: its output text, verbatim.
     JsonOutput(pg_sys::FmgrInfo),
     /// Arrays (`array_to_json`), composites (`row_to_json`) and user types with a cast
@@ -53,7 +58,9 @@ impl ColumnEncoder {
             pg_sys::FLOAT4OID | pg_sys::FLOAT8OID | pg_sys::NUMERICOID => {
                 Self::Number(function(output_function(base)))
             }
-            pg_sys::DATEOID | pg_sys::TIMESTAMPOID | pg_sys::TIMESTAMPTZOID => Self::DateTime(base),
+            pg_sys::DATEOID => Self::Date,
+            pg_sys::TIMESTAMPOID => Self::Timestamp,
+            pg_sys::TIMESTAMPTZOID => Self::TimestampTz { zone: std::ptr::null_mut(), fixed_offset: None },
             pg_sys::JSONBOID => Self::JsonOutput(function(output_function(base))),
             _ if is_array(base) => Self::JsonFunction(function(builtin(c"array_to_json"))),
             _ if unsafe { pg_sys::type_is_rowtype(base) } => {
@@ -86,16 +93,23 @@ impl ColumnEncoder {
                     json_text::push_string(out, text);
                 }
             }
-            Self::DateTime(type_oid) => {
-                let mut buffer = [0 as std::ffi::c_char; DATE_TIME_BUFFER];
-                // SAFETY: the buffer has the size JsonEncodeDateTime writes at most.
-                let text = unsafe {
-                    pg_sys::JsonEncodeDateTime(buffer.as_mut_ptr(), value, *type_oid, std::ptr::null());
-                    CStr::from_ptr(buffer.as_ptr())
-                };
-                out.push(b'"');
-                out.extend_from_slice(text.to_bytes());
-                out.push(b'"');
+            Self::Date => json_datetime::push_date(out, value.value() as i32),
+            Self::Timestamp => {
+                if !json_datetime::push_timestamp(out, value.value() as i64) {
+                    unsafe { push_server_date_time(out, value, pg_sys::TIMESTAMPOID) }
+                }
+            }
+            Self::TimestampTz { zone, fixed_offset } => {
+                let session_zone = unsafe { pg_sys::session_timezone };
+                if *zone != session_zone {
+                    *zone = session_zone;
+                    *fixed_offset = unsafe { fixed_utc_offset(session_zone) };
+                }
+                let written = fixed_offset
+                    .is_some_and(|offset| json_datetime::push_timestamptz(out, value.value() as i64, offset));
+                if !written {
+                    unsafe { push_server_date_time(out, value, pg_sys::TIMESTAMPTZOID) }
+                }
             }
             Self::JsonOutput(output) => out.extend_from_slice(unsafe { call_output(output, value) }),
             Self::JsonFunction(function) => {
@@ -111,6 +125,27 @@ impl ColumnEncoder {
     }
 }
 
+/// The server's own rendering, for time zones with rules (daylight saving time) and for
+/// values outside the range written directly (where it raises the error it raises).
+unsafe fn push_server_date_time(out: &mut Vec<u8>, value: pg_sys::Datum, type_oid: pg_sys::Oid) {
+    let mut buffer = [0 as std::ffi::c_char; DATE_TIME_BUFFER];
+    // SAFETY: the buffer has the size JsonEncodeDateTime writes at most.
+    let text = unsafe {
+        pg_sys::JsonEncodeDateTime(buffer.as_mut_ptr(), value, type_oid, std::ptr::null());
+        CStr::from_ptr(buffer.as_ptr())
+    };
+    out.push(b'"');
+    out.extend_from_slice(text.to_bytes());
+    out.push(b'"');
+}
+
+/// Seconds east of UTC when `zone` never changes its offset, as UTC does.
+unsafe fn fixed_utc_offset(zone: *mut pg_sys::pg_tz) -> Option<i64> {
+    let mut offset: std::ffi::c_long = 0;
+    (!zone.is_null() && unsafe { pg_sys::pg_get_timezone_offset(zone, &mut offset) })
+        .then_some(i64::from(offset))
+}
+
 fn push_integer<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
@@ -119,8 +154,11 @@ fn push_integer<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
 /// in the current (per-row) memory context.
 unsafe fn varlena_bytes<'a>(value: pg_sys::Datum) -> &'a [u8] {
     unsafe {
-        let detoasted = pg_sys::pg_detoast_datum_packed(value.cast_mut_ptr());
-        pgrx::varlena::varlena_to_byte_slice(detoasted)
+        let mut varlena = value.cast_mut_ptr::<pg_sys::varlena>();
+        if !is_plain(varlena) {
+            varlena = pg_sys::pg_detoast_datum_packed(varlena);
+        }
+        pgrx::varlena::varlena_to_byte_slice(varlena)
     }
 }
 

@@ -4,6 +4,7 @@
 mod change_detection;
 mod datum_image;
 mod errors;
+mod json_datetime;
 mod json_encoder;
 mod json_text;
 mod notify;

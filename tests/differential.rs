@@ -33,8 +33,8 @@ const COLUMNS: &[(&str, &str, &[&str])] = &[
     ("ch", "char(5)", &["'ab'", "'abcde'", "''"]),
     ("u", "uuid", &["'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'00000000-0000-0000-0000-000000000000'"]),
     ("d", "date", &["'2024-02-29'", "'infinity'", "'-infinity'", "'0044-03-15 BC'"]),
-    ("ts", "timestamp", &["'2024-01-01 10:00:00.123456'", "'infinity'", "'-infinity'", "'1999-12-31 23:59:59'"]),
-    ("tstz", "timestamptz", &["'2024-06-01 12:00:00+02'", "'infinity'", "'-infinity'", "'1970-01-01 00:00:00+00'"]),
+    ("ts", "timestamp", &["'2024-01-01 10:00:00.123456'", "'infinity'", "'-infinity'", "'1999-12-31 23:59:59'", "'0044-03-15 10:00:00.5 BC'"]),
+    ("tstz", "timestamptz", &["'2024-06-01 12:00:00+02'", "'infinity'", "'-infinity'", "'1970-01-01 00:00:00+00'", "'2024-03-31 02:30:00+01'", "'0044-03-15 10:00 BC'"]),
     ("tm", "time", &["'23:59:59.999999'", "'00:00'"]),
     ("tmtz", "timetz", &["'10:00+05:30'"]),
     ("iv", "interval", &["'1 year 2 mons 3 days 04:05:06.789'", "'-1 day'", "'0'"]),
@@ -116,6 +116,10 @@ async fn create_schema(db: &TestDatabase) {
         .expect("creating the table of every type");
 }
 
+/// Time zones the writer's session runs in: the server's default, one with daylight saving
+/// time (rendered through the server) and fixed offsets (rendered directly).
+const TIME_ZONES: &[&str] = &["DEFAULT", "'America/New_York'", "'Etc/GMT+3'", "'UTC'"];
+
 #[tokio::test]
 async fn payload_equals_the_reference_trigger_for_every_type() {
     let db = TestDatabase::create("differential").await;
@@ -125,6 +129,10 @@ async fn payload_equals_the_reference_trigger_for_every_type() {
     let mut random = Xorshift::new(0x5eed_2026);
 
     for update in 0..UPDATES {
+        if update % (UPDATES / TIME_ZONES.len()) == 0 {
+            let zone = TIME_ZONES[update / (UPDATES / TIME_ZONES.len())];
+            db.client.batch_execute(&format!("SET TIME ZONE {zone}")).await.unwrap();
+        }
         let mut assignments = vec!["version = version + 1".to_owned()];
         for (name, _, values) in COLUMNS {
             if random.below(3) == 0 {
