@@ -11,10 +11,17 @@ pub enum Equality {
     /// Types whose `=` is identity of the stored value (integers, bool, uuid, dates,
     /// timestamps, and text under a deterministic collation): compared without a function
     /// call, and through `=` only when toasted images differ but may hold equal values.
-    SameImage { storage: Storage, operator: Option<pg_sys::FmgrInfo>, collation: pg_sys::Oid },
+    SameImage {
+        storage: Storage,
+        operator: Option<pg_sys::FmgrInfo>,
+        collation: pg_sys::Oid,
+    },
     /// The `=` operator of the type's default btree or hash opclass, under the column's
     /// collation (as the executor evaluates `IS DISTINCT FROM`).
-    Operator { function: pg_sys::FmgrInfo, collation: pg_sys::Oid },
+    Operator {
+        function: pg_sys::FmgrInfo,
+        collation: pg_sys::Oid,
+    },
     /// No `=` operator: values are equal when their output texts are.
     TextForm { output: pg_sys::FmgrInfo },
 }
@@ -39,10 +46,17 @@ impl Equality {
                         pg_sys::fmgr_info_cxt(procedure, &mut function, memory_context);
                         function
                     });
-                    return Self::SameImage { storage, operator, collation };
+                    return Self::SameImage {
+                        storage,
+                        operator,
+                        collation,
+                    };
                 }
                 pg_sys::fmgr_info_cxt(procedure, &mut function, memory_context);
-                Self::Operator { function, collation }
+                Self::Operator {
+                    function,
+                    collation,
+                }
             } else {
                 let mut output = pg_sys::InvalidOid;
                 let mut is_varlena = false;
@@ -57,7 +71,11 @@ impl Equality {
     ///
     /// # Safety
     /// Both datums must be valid values of the column's type.
-    pub unsafe fn distinct(&mut self, old: Option<pg_sys::Datum>, new: Option<pg_sys::Datum>) -> bool {
+    pub unsafe fn distinct(
+        &mut self,
+        old: Option<pg_sys::Datum>,
+        new: Option<pg_sys::Datum>,
+    ) -> bool {
         let (old, new) = match (old, new) {
             (None, None) => return false,
             (Some(old), Some(new)) => (old, new),
@@ -65,7 +83,11 @@ impl Equality {
         };
         unsafe {
             match self {
-                Self::SameImage { storage, operator, collation } => match storage.compare(old, new) {
+                Self::SameImage {
+                    storage,
+                    operator,
+                    collation,
+                } => match storage.compare(old, new) {
                     Images::Same => false,
                     Images::Different => true,
                     Images::Undecided => match operator {
@@ -75,9 +97,10 @@ impl Equality {
                         None => true,
                     },
                 },
-                Self::Operator { function, collation } => {
-                    pg_sys::FunctionCall2Coll(function, *collation, old, new).value() == 0
-                }
+                Self::Operator {
+                    function,
+                    collation,
+                } => pg_sys::FunctionCall2Coll(function, *collation, old, new).value() == 0,
                 Self::TextForm { output } => {
                     let old = CStr::from_ptr(pg_sys::OutputFunctionCall(output, old));
                     let new = CStr::from_ptr(pg_sys::OutputFunctionCall(output, new));

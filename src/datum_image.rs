@@ -27,7 +27,13 @@ impl Storage {
     /// # Safety
     /// Both datums must be values of a column with this storage.
     pub unsafe fn compare(self, a: pg_sys::Datum, b: pg_sys::Datum) -> Images {
-        let same = |equal: bool| if equal { Images::Same } else { Images::Different };
+        let same = |equal: bool| {
+            if equal {
+                Images::Same
+            } else {
+                Images::Different
+            }
+        };
         if self.by_value || a == b {
             return same(a == b);
         }

@@ -11,7 +11,10 @@ pub enum WatchError {
     #[error("relation {relation} does not exist")]
     UnknownRelation { relation: String },
     #[error("\"{relation}\" is not a table")]
-    NotATable { relation: String, kind: &'static str },
+    NotATable {
+        relation: String,
+        kind: &'static str,
+    },
     #[error("must be owner of table {table}")]
     NotOwner { table: String },
     #[error("column \"{column}\" of relation {table} does not exist")]
@@ -85,9 +88,13 @@ impl WatchError {
 pub enum TriggerProtocolError {
     #[error("notify_column_changed() was not called as a trigger")]
     NotATrigger,
-    #[error("notify_column_changed() must be fired FOR EACH ROW on INSERT, UPDATE or DELETE")]
+    #[error("notify_column_changed() must be fired on INSERT, UPDATE or DELETE")]
     WrongEvent,
-    #[error("notify_column_changed() needs a channel and at least one column as trigger arguments")]
+    #[error("notify_column_changed() fired FOR EACH STATEMENT needs transition tables")]
+    MissingTransitionTables,
+    #[error(
+        "notify_column_changed() needs a channel and at least one column as trigger arguments"
+    )]
     MissingArguments,
     #[error("channel name \"{0}\" cannot be used with NOTIFY")]
     BadChannel(String),
@@ -102,8 +109,8 @@ impl TriggerProtocolError {
         )
         .set_hint(
             "Declare it as: CREATE TRIGGER ... AFTER UPDATE ON tbl FOR EACH ROW \
-             EXECUTE FUNCTION notify_column_changed('channel', 'column'), \
-             or let watch_column() create it.",
+             EXECUTE FUNCTION notify_column_changed('channel', 'column') (or FOR EACH STATEMENT \
+             with REFERENCING OLD TABLE AS o NEW TABLE AS n), or let watch_column() create it.",
         )
         .report(PgLogLevel::ERROR);
         unreachable!("an ERROR report does not return")

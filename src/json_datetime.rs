@@ -48,7 +48,10 @@ fn push_date_time(out: &mut Vec<u8>, micros: i64, utc_offset_secs: Option<i64>) 
         return true;
     }
     let offset = utc_offset_secs.unwrap_or(0);
-    let Some(local) = offset.checked_mul(USECS_PER_SEC).and_then(|o| micros.checked_add(o)) else {
+    let Some(local) = offset
+        .checked_mul(USECS_PER_SEC)
+        .and_then(|o| micros.checked_add(o))
+    else {
         return false;
     };
     let days = local.div_euclid(USECS_PER_DAY);
@@ -87,7 +90,11 @@ fn civil_from_julian(julian_day: i64) -> (i64, i64, i64) {
     quad = julian / 1461;
     julian -= quad * 1461;
     let mut year = julian * 4 / 1461;
-    julian = if year != 0 { (julian + 305) % 365 } else { (julian + 306) % 366 } + 123;
+    julian = if year != 0 {
+        (julian + 305) % 365
+    } else {
+        (julian + 306) % 366
+    } + 123;
     year += quad * 4;
     let quad = julian * 2141 / 65536;
     let day = julian - 7834 * quad / 256;
@@ -155,7 +162,12 @@ mod tests {
 
     /// Values of `sql_type` across PostgreSQL's whole range (edges, eras, leap days and
     /// random ones), each with `to_json`'s rendering and its stored integer.
-    fn server_renderings(sql_type: &str, edges: &str, random: &str, stored: &str) -> Vec<(String, i64)> {
+    fn server_renderings(
+        sql_type: &str,
+        edges: &str,
+        random: &str,
+        stored: &str,
+    ) -> Vec<(String, i64)> {
         let query = format!(
             "WITH v AS (SELECT x::{sql_type} AS value FROM (VALUES {edges}) t(x)
                         UNION ALL SELECT {random} FROM generate_series(1, 3000))
@@ -165,12 +177,18 @@ mod tests {
             client
                 .select(&query, None, &[])
                 .unwrap()
-                .map(|row| (row.get::<String>(1).unwrap().unwrap(), row.get::<i64>(2).unwrap().unwrap()))
+                .map(|row| {
+                    (
+                        row.get::<String>(1).unwrap().unwrap(),
+                        row.get::<i64>(2).unwrap().unwrap(),
+                    )
+                })
                 .collect()
         })
     }
 
-    const TIMESTAMP_EDGES: &str = "('infinity'), ('-infinity'), ('2000-01-01'), ('1999-12-31 23:59:59.999999'),
+    const TIMESTAMP_EDGES: &str =
+        "('infinity'), ('-infinity'), ('2000-01-01'), ('1999-12-31 23:59:59.999999'),
         ('0001-01-01 00:00:00'), ('0001-12-31 23:59:59.5 BC'), ('4713-11-24 00:00 BC'),
         ('294276-12-31 23:59:59.999999'), ('1970-01-01 00:00:00.5'), ('2024-02-29 12:34:56.0001'),
         ('1900-03-01'), ('2100-02-28 23:00'), ('10000-01-01')";
@@ -184,7 +202,11 @@ mod tests {
         for (expected, stored) in cases {
             let mut out = Vec::new();
             assert!(render(&mut out, stored), "{expected} is in range");
-            assert_eq!(String::from_utf8(out).unwrap(), expected, "stored value {stored}");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                expected,
+                "stored value {stored}"
+            );
         }
     }
 
@@ -206,13 +228,22 @@ mod tests {
 
     #[pg_test]
     fn timestamps_match_to_json() {
-        let cases = server_renderings("timestamp", TIMESTAMP_EDGES, RANDOM_TIMESTAMP, STORED_MICROS);
+        let cases = server_renderings(
+            "timestamp",
+            TIMESTAMP_EDGES,
+            RANDOM_TIMESTAMP,
+            STORED_MICROS,
+        );
         check(cases, push_timestamp);
     }
 
     #[pg_test]
     fn timestamptz_in_fixed_zones_match_to_json() {
-        for (zone, offset) in [("'UTC'", 0), ("'Etc/GMT-5'", 18000), ("INTERVAL '-03:30' HOUR TO MINUTE", -12600)] {
+        for (zone, offset) in [
+            ("'UTC'", 0),
+            ("'Etc/GMT-5'", 18000),
+            ("INTERVAL '-03:30' HOUR TO MINUTE", -12600),
+        ] {
             Spi::run(&format!("SET LOCAL TIME ZONE {zone}")).unwrap();
             let random = format!("({RANDOM_TIMESTAMP})::timestamptz");
             let cases = server_renderings("timestamptz", TIMESTAMP_EDGES, &random, STORED_MICROS);

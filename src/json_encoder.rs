@@ -29,7 +29,10 @@ pub enum ColumnEncoder {
     Timestamp,
     /// timestamptz, written directly while the session's time zone has a fixed offset
     /// (checked again whenever the session's zone changes).
-    TimestampTz { zone: *mut pg_sys::pg_tz, fixed_offset: Option<i64> },
+    TimestampTz {
+        zone: *mut pg_sys::pg_tz,
+        fixed_offset: Option<i64>,
+    },
     /// jsonb: its output text, verbatim.
     JsonOutput(pg_sys::FmgrInfo),
     /// Arrays (`array_to_json`), composites (`row_to_json`) and user types with a cast
@@ -60,7 +63,10 @@ impl ColumnEncoder {
             }
             pg_sys::DATEOID => Self::Date,
             pg_sys::TIMESTAMPOID => Self::Timestamp,
-            pg_sys::TIMESTAMPTZOID => Self::TimestampTz { zone: std::ptr::null_mut(), fixed_offset: None },
+            pg_sys::TIMESTAMPTZOID => Self::TimestampTz {
+                zone: std::ptr::null_mut(),
+                fixed_offset: None,
+            },
             pg_sys::JSONBOID => Self::JsonOutput(function(output_function(base))),
             _ if is_array(base) => Self::JsonFunction(function(builtin(c"array_to_json"))),
             _ if unsafe { pg_sys::type_is_rowtype(base) } => {
@@ -79,7 +85,11 @@ impl ColumnEncoder {
     /// `value` must be a valid datum of the type this encoder was made for.
     pub unsafe fn encode(&mut self, value: pg_sys::Datum, out: &mut Vec<u8>) {
         match self {
-            Self::Bool => out.extend_from_slice(if value.value() != 0 { b"true" } else { b"false" }),
+            Self::Bool => out.extend_from_slice(if value.value() != 0 {
+                b"true"
+            } else {
+                b"false"
+            }),
             Self::Int2 => push_integer(out, value.value() as i16),
             Self::Int4 => push_integer(out, value.value() as i32),
             Self::Int8 => push_integer(out, value.value() as i64),
@@ -105,17 +115,19 @@ impl ColumnEncoder {
                     *zone = session_zone;
                     *fixed_offset = unsafe { fixed_utc_offset(session_zone) };
                 }
-                let written = fixed_offset
-                    .is_some_and(|offset| json_datetime::push_timestamptz(out, value.value() as i64, offset));
+                let written = fixed_offset.is_some_and(|offset| {
+                    json_datetime::push_timestamptz(out, value.value() as i64, offset)
+                });
                 if !written {
                     unsafe { push_server_date_time(out, value, pg_sys::TIMESTAMPTZOID) }
                 }
             }
-            Self::JsonOutput(output) => out.extend_from_slice(unsafe { call_output(output, value) }),
+            Self::JsonOutput(output) => {
+                out.extend_from_slice(unsafe { call_output(output, value) })
+            }
             Self::JsonFunction(function) => {
-                let json = unsafe {
-                    pg_sys::FunctionCall1Coll(function, pg_sys::InvalidOid, value)
-                };
+                let json =
+                    unsafe { pg_sys::FunctionCall1Coll(function, pg_sys::InvalidOid, value) };
                 out.extend_from_slice(unsafe { varlena_bytes(json) });
             }
             Self::Quoted(output) => {
@@ -143,7 +155,7 @@ unsafe fn push_server_date_time(out: &mut Vec<u8>, value: pg_sys::Datum, type_oi
 unsafe fn fixed_utc_offset(zone: *mut pg_sys::pg_tz) -> Option<i64> {
     let mut offset: std::ffi::c_long = 0;
     (!zone.is_null() && unsafe { pg_sys::pg_get_timezone_offset(zone, &mut offset) })
-        .then_some(i64::from(offset))
+        .then_some(offset)
 }
 
 fn push_integer<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
@@ -166,7 +178,10 @@ unsafe fn call_output<'a>(output: &mut pg_sys::FmgrInfo, value: pg_sys::Datum) -
     unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(output, value)).to_bytes() }
 }
 
-unsafe fn function_info(oid: pg_sys::Oid, memory_context: pg_sys::MemoryContext) -> pg_sys::FmgrInfo {
+unsafe fn function_info(
+    oid: pg_sys::Oid,
+    memory_context: pg_sys::MemoryContext,
+) -> pg_sys::FmgrInfo {
     let mut info = pg_sys::FmgrInfo::default();
     unsafe { pg_sys::fmgr_info_cxt(oid, &mut info, memory_context) };
     info

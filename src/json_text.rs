@@ -118,7 +118,18 @@ mod tests {
         for number in ["0", "-0", "12", "-1.5", "1e10", "1E+2", "2.5e-3", "0.000"] {
             assert!(is_json_number(number.as_bytes()), "{number}");
         }
-        for other in ["NaN", "Infinity", "-Infinity", "", "-", "01", "1.", ".5", "1e", "+1"] {
+        for other in [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "",
+            "-",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "+1",
+        ] {
             assert!(!is_json_number(other.as_bytes()), "{other}");
         }
     }

@@ -11,6 +11,7 @@ mod notify;
 mod payload;
 mod primary_key;
 mod row_values;
+mod transition_rows;
 mod trigger;
 mod trigger_naming;
 mod trigger_plan;

@@ -42,7 +42,16 @@ pub struct Change {
 /// The plan's `old`/`new` rows must hold the tuples of this trigger call.
 pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
     let TriggerPlan {
-        table_members, columns, watched, changed, key, old, new, payload, old_spans, ..
+        table_members,
+        columns,
+        watched,
+        changed,
+        key,
+        old,
+        new,
+        payload,
+        old_spans,
+        ..
     } = plan;
     payload.clear();
     let identity_row = if change.has_old { &*old } else { &*new };
@@ -147,7 +156,12 @@ unsafe fn push_row(
 
 /// The row's key: the value for a one-column key, an object for a composite key, null
 /// when the table has no key.
-unsafe fn push_row_key(out: &mut Vec<u8>, columns: &mut [ColumnPlan], key: &[usize], row: &RowValues) {
+unsafe fn push_row_key(
+    out: &mut Vec<u8>,
+    columns: &mut [ColumnPlan],
+    key: &[usize],
+    row: &RowValues,
+) {
     match key {
         [] => out.extend_from_slice(b"null"),
         [single] => unsafe { push_value(out, &mut columns[*single], row) },

@@ -17,7 +17,11 @@ pub unsafe fn primary_key_attnums(relation: pg_sys::Relation) -> Vec<i16> {
         }
         let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let form = &*(*index).rd_index;
-        let attnums = form.indkey.values.as_slice(form.indnkeyatts as usize).to_vec();
+        let attnums = form
+            .indkey
+            .values
+            .as_slice(form.indnkeyatts as usize)
+            .to_vec();
         pg_sys::index_close(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         attnums
     }

@@ -9,7 +9,10 @@ pub struct RowValues {
 
 impl RowValues {
     pub fn with_width(width: usize) -> Self {
-        Self { values: vec![pg_sys::Datum::from(0); width], nulls: vec![true; width] }
+        Self {
+            values: vec![pg_sys::Datum::from(0); width],
+            nulls: vec![true; width],
+        }
     }
 
     /// Deforms `tuple` (attributes past the tuple's own width get their default).
@@ -25,6 +28,21 @@ impl RowValues {
                 self.values.as_mut_ptr(),
                 self.nulls.as_mut_ptr(),
             );
+        }
+    }
+
+    /// Copies the values of a slot (all of its attributes are deformed first).
+    ///
+    /// # Safety
+    /// `slot` must hold a tuple of the descriptor's width given at creation.
+    pub unsafe fn load_slot(&mut self, slot: *mut pg_sys::TupleTableSlot) {
+        unsafe {
+            let width = self.values.len();
+            pg_sys::slot_getsomeattrs_int(slot, width as i32);
+            self.values
+                .copy_from_slice(std::slice::from_raw_parts((*slot).tts_values, width));
+            self.nulls
+                .copy_from_slice(std::slice::from_raw_parts((*slot).tts_isnull, width));
         }
     }
 

@@ -1,12 +1,17 @@
-//! `notify_column_changed()`: the generic row trigger. Arguments: the channel, then the
-//! watched columns. It notifies when a watched column IS DISTINCT FROM its old value
-//! (every INSERT and DELETE, when fired for those), with no SQL and no plpgsql per row.
+//! `notify_column_changed()`: the generic trigger. Arguments: the channel, then the watched
+//! columns. It notifies when a watched column IS DISTINCT FROM its old value (every INSERT
+//! and DELETE, when fired for those), with no SQL and no plpgsql per row.
+//!
+//! Fired FOR EACH ROW it handles the row at hand. Fired FOR EACH STATEMENT with transition
+//! tables (as `watch_column` installs it) it walks the statement's old and new rows
+//! together: the same notifications, without the per-row trigger queue and tuple re-fetch.
 
 use pgrx::{pg_guard, pg_sys};
 
 use crate::errors::TriggerProtocolError;
 use crate::notify;
 use crate::payload::{self, Change, Operation};
+use crate::transition_rows::TransitionRows;
 use crate::trigger_plan::TriggerPlan;
 
 #[unsafe(no_mangle)]
@@ -27,37 +32,96 @@ pub unsafe extern "C-unwind" fn notify_column_changed(
 ) -> pg_sys::Datum {
     unsafe {
         let trigger_data = trigger_data(fcinfo);
-        let operation = operation(trigger_data.tg_event);
+        let event = trigger_data.tg_event;
+        let operation = operation(event);
         let plan = TriggerPlan::for_call(fcinfo, trigger_data);
-        let descriptor = (*trigger_data.tg_relation).rd_att;
-        let returned_tuple = match operation {
-            Operation::Update => trigger_data.tg_newtuple,
-            Operation::Insert | Operation::Delete => trigger_data.tg_trigtuple,
-        };
+        if event & pg_sys::TRIGGER_EVENT_ROW != 0 {
+            notify_for_row(plan, trigger_data, operation)
+        } else {
+            notify_for_statement(plan, trigger_data, operation);
+            pg_sys::Datum::from(0)
+        }
+    }
+}
 
-        let (has_old, has_new) = match operation {
-            Operation::Update => (true, true),
-            Operation::Insert => (false, true),
-            Operation::Delete => (true, false),
-        };
+/// Which row images an operation has: (old, new).
+fn images(operation: Operation) -> (bool, bool) {
+    match operation {
+        Operation::Update => (true, true),
+        Operation::Insert => (false, true),
+        Operation::Delete => (true, false),
+    }
+}
+
+unsafe fn notify_for_row(
+    plan: &mut TriggerPlan,
+    trigger_data: &pg_sys::TriggerData,
+    operation: Operation,
+) -> pg_sys::Datum {
+    let descriptor = unsafe { (*trigger_data.tg_relation).rd_att };
+    let returned_tuple = match operation {
+        Operation::Update => trigger_data.tg_newtuple,
+        Operation::Insert | Operation::Delete => trigger_data.tg_trigtuple,
+    };
+    let (has_old, has_new) = images(operation);
+    unsafe {
         if has_old {
             plan.old.load(trigger_data.tg_trigtuple, descriptor);
         }
         if has_new {
             plan.new.load(returned_tuple, descriptor);
         }
+        notify_change(plan, operation);
+    }
+    pg_sys::Datum::from(returned_tuple)
+}
 
-        plan.changed.clear();
-        let mut key_changed = false;
+unsafe fn notify_for_statement(
+    plan: &mut TriggerPlan,
+    trigger_data: &pg_sys::TriggerData,
+    operation: Operation,
+) {
+    let (has_old, has_new) = images(operation);
+    let old_rows = if has_old {
+        trigger_data.tg_oldtable
+    } else {
+        std::ptr::null_mut()
+    };
+    let new_rows = if has_new {
+        trigger_data.tg_newtable
+    } else {
+        std::ptr::null_mut()
+    };
+    if (has_old && old_rows.is_null()) || (has_new && new_rows.is_null()) {
+        TriggerProtocolError::MissingTransitionTables.report()
+    }
+    unsafe {
+        let descriptor = (*trigger_data.tg_relation).rd_att;
+        let mut rows = TransitionRows::open(old_rows, new_rows, descriptor);
+        while rows.next(&mut plan.old, &mut plan.new) {
+            rows.in_row_context(|| notify_change(plan, operation));
+        }
+    }
+}
+
+/// Compares, renders and queues the notification for the row loaded into the plan.
+unsafe fn notify_change(plan: &mut TriggerPlan, operation: Operation) {
+    let (has_old, has_new) = images(operation);
+    plan.changed.clear();
+    let mut key_changed = false;
+    unsafe {
         if operation == Operation::Update {
             for (position, watched) in plan.watched.iter_mut().enumerate() {
                 let index = plan.columns[watched.column].index;
-                if watched.equality.distinct(plan.old.get(index), plan.new.get(index)) {
+                if watched
+                    .equality
+                    .distinct(plan.old.get(index), plan.new.get(index))
+                {
                     plan.changed.push(position);
                 }
             }
             if plan.changed.is_empty() {
-                return pg_sys::Datum::from(returned_tuple);
+                return;
             }
             for (&column, equality) in plan.key.iter().zip(plan.key_equality.iter_mut()) {
                 let index = plan.columns[column].index;
@@ -66,12 +130,15 @@ pub unsafe extern "C-unwind" fn notify_column_changed(
         } else {
             plan.changed.extend(0..plan.watched.len());
         }
-
-        let change = Change { operation, has_old, has_new, key_changed };
+        let change = Change {
+            operation,
+            has_old,
+            has_new,
+            key_changed,
+        };
         payload::render(plan, &change);
-        notify::send(&plan.channel, plan.payload_text());
-        pg_sys::Datum::from(returned_tuple)
     }
+    notify::send(&plan.channel, plan.payload_text());
 }
 
 unsafe fn trigger_data<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a pg_sys::TriggerData {
@@ -85,9 +152,6 @@ unsafe fn trigger_data<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a pg_sys::Trig
 }
 
 fn operation(event: pg_sys::TriggerEvent) -> Operation {
-    if event & pg_sys::TRIGGER_EVENT_ROW == 0 {
-        TriggerProtocolError::WrongEvent.report()
-    }
     match event & pg_sys::TRIGGER_EVENT_OPMASK {
         pg_sys::TRIGGER_EVENT_INSERT => Operation::Insert,
         pg_sys::TRIGGER_EVENT_UPDATE => Operation::Update,

@@ -24,7 +24,9 @@ fn fnv1a(columns: &[String]) -> u64 {
     columns
         .iter()
         .flat_map(|column| column.bytes().chain(std::iter::once(0)))
-        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -35,7 +37,10 @@ mod tests {
 
     #[pg_test]
     fn short_names_are_readable() {
-        assert_eq!(trigger_name_for(&["canceled".into()]), "column_notify_canceled");
+        assert_eq!(
+            trigger_name_for(&["canceled".into()]),
+            "column_notify_canceled"
+        );
     }
 
     #[pg_test]

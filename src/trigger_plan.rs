@@ -110,12 +110,17 @@ impl TriggerPlan {
             columns.push(ColumnPlan {
                 index,
                 name_json,
-                storage: Storage { by_value: attribute.attbyval, length: attribute.attlen },
+                storage: Storage {
+                    by_value: attribute.attbyval,
+                    length: attribute.attlen,
+                },
                 encoder: unsafe { ColumnEncoder::for_type(attribute.atttypid, memory_context) },
             });
         }
         let equality_of = |column: &ColumnPlan| {
-            let attribute = descriptor.get(column.index).expect("column index is in range");
+            let attribute = descriptor
+                .get(column.index)
+                .expect("column index is in range");
             unsafe {
                 Equality::for_column(
                     attribute.atttypid,
@@ -147,7 +152,10 @@ impl TriggerPlan {
             .into_iter()
             .filter_map(|attnum| columns.iter().position(|c| c.index + 1 == attnum as usize))
             .collect();
-        let key_equality = key.iter().map(|&column| equality_of(&columns[column])).collect();
+        let key_equality = key
+            .iter()
+            .map(|&column| equality_of(&columns[column]))
+            .collect();
 
         let mut table_members = Vec::new();
         json_text::push_key(&mut table_members, b"schema");

@@ -72,14 +72,23 @@ impl WatchedTable {
     /// Opens `oid` and checks that it is a table the current role owns.
     fn open(oid: pg_sys::Oid) -> Result<(Self, PgRelation), WatchError> {
         let display = relation_display_name(oid);
-        if unsafe { !pg_sys::SearchSysCacheExists(pg_sys::SysCacheIdentifier::RELOID as i32,
-            oid.into(), 0.into(), 0.into(), 0.into()) }
-        {
+        if unsafe {
+            !pg_sys::SearchSysCacheExists(
+                pg_sys::SysCacheIdentifier::RELOID as i32,
+                oid.into(),
+                0.into(),
+                0.into(),
+                0.into(),
+            )
+        } {
             return Err(WatchError::UnknownRelation { relation: display });
         }
         let kind = unsafe { pg_sys::get_rel_relkind(oid) } as u8;
         if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {
-            return Err(WatchError::NotATable { relation: display, kind: relkind_name(kind) });
+            return Err(WatchError::NotATable {
+                relation: display,
+                kind: relkind_name(kind),
+            });
         }
         if unsafe { !pg_sys::pg_class_ownercheck(oid, pg_sys::GetUserId()) } {
             return Err(WatchError::NotOwner { table: display });
@@ -88,7 +97,11 @@ impl WatchedTable {
         let relation = unsafe {
             PgRelation::with_lock(oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE)
         };
-        let table = Self { oid, schema: relation.namespace().to_owned(), name: relation.name().to_owned() };
+        let table = Self {
+            oid,
+            schema: relation.namespace().to_owned(),
+            name: relation.name().to_owned(),
+        };
         Ok((table, relation))
     }
 
@@ -99,24 +112,35 @@ impl WatchedTable {
         if attnum == pg_sys::InvalidAttrNumber as i16 {
             Err(self.unknown_column(column))
         } else if attnum < 0 {
-            Err(WatchError::SystemColumn { column: column.to_owned() })
+            Err(WatchError::SystemColumn {
+                column: column.to_owned(),
+            })
         } else {
             Ok(())
         }
     }
 
     fn unknown_column(&self, column: &str) -> WatchError {
-        WatchError::UnknownColumn { table: self.qualified(), column: column.to_owned() }
+        WatchError::UnknownColumn {
+            table: self.qualified(),
+            column: column.to_owned(),
+        }
     }
 }
 
-fn install_watch(table_oid: pg_sys::Oid, columns: &[String], channel: Option<&str>) -> Result<String, WatchError> {
+fn install_watch(
+    table_oid: pg_sys::Oid,
+    columns: &[String],
+    channel: Option<&str>,
+) -> Result<String, WatchError> {
     let (table, relation) = WatchedTable::open(table_oid)?;
     for column in columns {
         table.check_column(column)?;
     }
     if unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty() {
-        return Err(WatchError::NoPrimaryKey { table: table.qualified() });
+        return Err(WatchError::NoPrimaryKey {
+            table: table.qualified(),
+        });
     }
     let channel = match channel {
         Some(channel) => channel.to_owned(),
@@ -132,8 +156,10 @@ fn install_watch(table_oid: pg_sys::Oid, columns: &[String], channel: Option<&st
     }
 
     let trigger = trigger_name_for(columns);
-    let arguments: Vec<String> =
-        std::iter::once(&channel).chain(columns).map(quote_literal).collect();
+    let arguments: Vec<String> = std::iter::once(&channel)
+        .chain(columns)
+        .map(quote_literal)
+        .collect();
     let ddl = format!(
         "CREATE OR REPLACE TRIGGER {trigger} AFTER UPDATE ON {table} FOR EACH ROW \
          EXECUTE FUNCTION {function}({arguments})",
@@ -151,7 +177,12 @@ fn install_watch(table_oid: pg_sys::Oid, columns: &[String], channel: Option<&st
     Spi::run_with_args(
         "INSERT INTO column_notify.watches (table_name, columns, channel, trigger_name) \
          VALUES ($1::oid, $2::name[], $3, $4)",
-        &[table.oid.into(), columns.to_vec().into(), channel.as_str().into(), trigger.as_str().into()],
+        &[
+            table.oid.into(),
+            columns.to_vec().into(),
+            channel.as_str().into(),
+            trigger.as_str().into(),
+        ],
     )
     .expect("recording the watch");
     Ok(channel)
@@ -173,11 +204,18 @@ fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchErr
     })
     .expect("removing the catalog rows");
     for trigger in &triggers {
-        Spi::run(&format!("DROP TRIGGER IF EXISTS {} ON {}", quote_identifier(trigger), table.qualified()))
-            .expect("dropping the watch trigger");
+        Spi::run(&format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            quote_identifier(trigger),
+            table.qualified()
+        ))
+        .expect("dropping the watch trigger");
     }
     if triggers.is_empty() {
-        pgrx::notice!("column \"{column}\" of {} is not watched", table.qualified());
+        pgrx::notice!(
+            "column \"{column}\" of {} is not watched",
+            table.qualified()
+        );
     }
     Ok(!triggers.is_empty())
 }
@@ -199,7 +237,9 @@ fn relation_display_name(oid: pg_sys::Oid) -> String {
     if name.is_null() {
         format!("with OID {}", u32::from(oid))
     } else {
-        unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -235,7 +275,10 @@ mod tests {
         setup();
         let channel = Spi::get_one::<String>("SELECT watch_column('t', 'a')").unwrap();
         assert_eq!(channel.as_deref(), Some("t_a_changed"));
-        assert_eq!(count("SELECT count(*) FROM column_watches WHERE channel = 't_a_changed'"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM column_watches WHERE channel = 't_a_changed'"),
+            1
+        );
         assert_eq!(
             count("SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND tgname = 'column_notify_a'"),
             1
@@ -250,16 +293,27 @@ mod tests {
         setup();
         Spi::run("SELECT watch_column('t', 'a'); SELECT watch_column('t', 'a', 'other')").unwrap();
         assert_eq!(count("SELECT count(*) FROM column_watches"), 1);
-        assert_eq!(Spi::get_one::<String>("SELECT channel FROM column_watches").unwrap().as_deref(), Some("other"));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT channel FROM column_watches")
+                .unwrap()
+                .as_deref(),
+            Some("other")
+        );
     }
 
     #[pg_test]
     fn unwatch_removes_trigger_and_row() {
         setup();
         Spi::run("SELECT watch_column('t', 'a')").unwrap();
-        assert_eq!(Spi::get_one::<bool>("SELECT unwatch_column('t', 'a')").unwrap(), Some(true));
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT unwatch_column('t', 'a')").unwrap(),
+            Some(true)
+        );
         assert_eq!(count("SELECT count(*) FROM column_watches"), 0);
-        assert_eq!(count("SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass"),
+            0
+        );
     }
 
     #[pg_test(error = "column \"nope\" of relation public.t does not exist")]
@@ -286,7 +340,9 @@ mod tests {
         Spi::run("SELECT watch_column('t', 'xmin')").unwrap();
     }
 
-    #[pg_test(error = "notify_column_changed() needs a channel and at least one column as trigger arguments")]
+    #[pg_test(
+        error = "notify_column_changed() needs a channel and at least one column as trigger arguments"
+    )]
     fn trigger_without_arguments_is_a_protocol_error() {
         setup();
         Spi::run(

@@ -13,10 +13,50 @@ const COLUMNS: &[(&str, &str, &[&str])] = &[
     ("\"Flag\"", "boolean", &["true", "false"]),
     ("small", "int2", &["0", "-32768", "32767"]),
     ("\"int\"", "int4", &["42", "-2147483648", "2147483647"]),
-    ("big", "int8", &["-9223372036854775808", "9223372036854775807", "0"]),
-    ("f4", "float4", &["'NaN'", "'Infinity'", "'-Infinity'", "1.5", "'-0'", "3.4028235e38", "1e-45"]),
-    ("f8", "float8", &["'NaN'", "'Infinity'", "'-Infinity'", "0.1", "1e308", "-2.5e-300", "123456789.123456789"]),
-    ("num", "numeric", &["'NaN'", "'Infinity'", "'-Infinity'", "0", "-1.50", "12345678901234567890.123456789", "0.00000000000000000001"]),
+    (
+        "big",
+        "int8",
+        &["-9223372036854775808", "9223372036854775807", "0"],
+    ),
+    (
+        "f4",
+        "float4",
+        &[
+            "'NaN'",
+            "'Infinity'",
+            "'-Infinity'",
+            "1.5",
+            "'-0'",
+            "3.4028235e38",
+            "1e-45",
+        ],
+    ),
+    (
+        "f8",
+        "float8",
+        &[
+            "'NaN'",
+            "'Infinity'",
+            "'-Infinity'",
+            "0.1",
+            "1e308",
+            "-2.5e-300",
+            "123456789.123456789",
+        ],
+    ),
+    (
+        "num",
+        "numeric",
+        &[
+            "'NaN'",
+            "'Infinity'",
+            "'-Infinity'",
+            "0",
+            "-1.50",
+            "12345678901234567890.123456789",
+            "0.00000000000000000001",
+        ],
+    ),
     (
         "\"text with \"\"quotes\"\"\"",
         "text",
@@ -31,27 +71,110 @@ const COLUMNS: &[(&str, &str, &[&str])] = &[
     ),
     ("vc", "varchar(20)", &["'short'", r"E'a\\b'", "' padded  '"]),
     ("ch", "char(5)", &["'ab'", "'abcde'", "''"]),
-    ("u", "uuid", &["'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'00000000-0000-0000-0000-000000000000'"]),
-    ("d", "date", &["'2024-02-29'", "'infinity'", "'-infinity'", "'0044-03-15 BC'"]),
-    ("ts", "timestamp", &["'2024-01-01 10:00:00.123456'", "'infinity'", "'-infinity'", "'1999-12-31 23:59:59'", "'0044-03-15 10:00:00.5 BC'"]),
-    ("tstz", "timestamptz", &["'2024-06-01 12:00:00+02'", "'infinity'", "'-infinity'", "'1970-01-01 00:00:00+00'", "'2024-03-31 02:30:00+01'", "'0044-03-15 10:00 BC'"]),
+    (
+        "u",
+        "uuid",
+        &[
+            "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+            "'00000000-0000-0000-0000-000000000000'",
+        ],
+    ),
+    (
+        "d",
+        "date",
+        &[
+            "'2024-02-29'",
+            "'infinity'",
+            "'-infinity'",
+            "'0044-03-15 BC'",
+        ],
+    ),
+    (
+        "ts",
+        "timestamp",
+        &[
+            "'2024-01-01 10:00:00.123456'",
+            "'infinity'",
+            "'-infinity'",
+            "'1999-12-31 23:59:59'",
+            "'0044-03-15 10:00:00.5 BC'",
+        ],
+    ),
+    (
+        "tstz",
+        "timestamptz",
+        &[
+            "'2024-06-01 12:00:00+02'",
+            "'infinity'",
+            "'-infinity'",
+            "'1970-01-01 00:00:00+00'",
+            "'2024-03-31 02:30:00+01'",
+            "'0044-03-15 10:00 BC'",
+        ],
+    ),
     ("tm", "time", &["'23:59:59.999999'", "'00:00'"]),
     ("tmtz", "timetz", &["'10:00+05:30'"]),
-    ("iv", "interval", &["'1 year 2 mons 3 days 04:05:06.789'", "'-1 day'", "'0'"]),
+    (
+        "iv",
+        "interval",
+        &["'1 year 2 mons 3 days 04:05:06.789'", "'-1 day'", "'0'"],
+    ),
     ("b", "bytea", &[r"'\xdeadbeef'", r"'\x'", r"'\x00ff'"]),
-    ("j", "json", &[r#"'{"b": 1,   "a": [1, 2]}'"#, r#"'"string"'"#, "'null'", "'[]'", r#"'{"dup":1,"dup":2}'"#]),
-    ("jb", "jsonb", &[r#"'{"b": 1, "a": [1, 2]}'"#, r#"'"x"'"#, "'1.50'", "'null'"]),
-    ("int_matrix", "int[]", &["'{{1,2},{3,NULL}}'", "'{}'", "'{NULL}'", "'{{{1}},{{2}}}'"]),
-    ("text_arr", "text[]", &[r#"'{"a \"q\"", NULL, "b\\\\c"}'"#, "ARRAY['x y', 'ünï']", "'{}'"]),
+    (
+        "j",
+        "json",
+        &[
+            r#"'{"b": 1,   "a": [1, 2]}'"#,
+            r#"'"string"'"#,
+            "'null'",
+            "'[]'",
+            r#"'{"dup":1,"dup":2}'"#,
+        ],
+    ),
+    (
+        "jb",
+        "jsonb",
+        &[r#"'{"b": 1, "a": [1, 2]}'"#, r#"'"x"'"#, "'1.50'", "'null'"],
+    ),
+    (
+        "int_matrix",
+        "int[]",
+        &["'{{1,2},{3,NULL}}'", "'{}'", "'{NULL}'", "'{{{1}},{{2}}}'"],
+    ),
+    (
+        "text_arr",
+        "text[]",
+        &[
+            r#"'{"a \"q\"", NULL, "b\\\\c"}'"#,
+            "ARRAY['x y', 'ünï']",
+            "'{}'",
+        ],
+    ),
     ("json_arr", "json[]", &[r#"ARRAY['{"k": 1}'::json, NULL]"#]),
-    ("ts_arr", "timestamptz[]", &["ARRAY['2024-01-01 00:00+00'::timestamptz, 'infinity']"]),
+    (
+        "ts_arr",
+        "timestamptz[]",
+        &["ARRAY['2024-01-01 00:00+00'::timestamptz, 'infinity']"],
+    ),
     ("m", "mood", &["'sad'", "'happy \"very\"'"]),
-    ("p", "pair", &["ROW('label \"x\"', 1.5)::pair", "ROW(NULL, NULL)::pair", "ROW('', 'NaN')::pair"]),
+    (
+        "p",
+        "pair",
+        &[
+            "ROW('label \"x\"', 1.5)::pair",
+            "ROW(NULL, NULL)::pair",
+            "ROW('', 'NaN')::pair",
+        ],
+    ),
     ("pair_arr", "pair[]", &["ARRAY[ROW('a', 1)::pair, NULL]"]),
     ("dom", "positive_int", &["1", "2147483647"]),
     ("dom_text", "short_text", &["'dom \"quoted\"'"]),
     ("r", "int4range", &["'[1,10)'", "'empty'", "'(,5]'"]),
-    ("tsr", "tstzrange", &["'[2024-01-01 00:00+00, 2024-02-01 00:00+00)'"]),
+    (
+        "tsr",
+        "tstzrange",
+        &["'[2024-01-01 00:00+00, 2024-02-01 00:00+00)'"],
+    ),
     ("addr", "inet", &["'192.168.0.1/24'", "'::1'"]),
     ("mac", "macaddr", &["'08:00:2b:01:02:03'"]),
     ("pt", "point", &["'(1.5,-2)'", "'(0,0)'"]),
@@ -92,13 +215,19 @@ struct Parts<'a> {
 }
 
 fn parts(received: &Received) -> Parts<'_> {
-    serde_json::from_str(&received.raw)
-        .unwrap_or_else(|error| panic!("payload is not the expected JSON ({error}): {}", received.raw))
+    serde_json::from_str(&received.raw).unwrap_or_else(|error| {
+        panic!(
+            "payload is not the expected JSON ({error}): {}",
+            received.raw
+        )
+    })
 }
 
 async fn create_schema(db: &TestDatabase) {
-    let columns: Vec<String> =
-        COLUMNS.iter().map(|(name, sql_type, _)| format!("{name} {sql_type}")).collect();
+    let columns: Vec<String> = COLUMNS
+        .iter()
+        .map(|(name, sql_type, _)| format!("{name} {sql_type}"))
+        .collect();
     db.client
         .batch_execute(&format!(
             "CREATE EXTENSION hstore;
@@ -131,7 +260,10 @@ async fn payload_equals_the_reference_trigger_for_every_type() {
     for update in 0..UPDATES {
         if update % (UPDATES / TIME_ZONES.len()) == 0 {
             let zone = TIME_ZONES[update / (UPDATES / TIME_ZONES.len())];
-            db.client.batch_execute(&format!("SET TIME ZONE {zone}")).await.unwrap();
+            db.client
+                .batch_execute(&format!("SET TIME ZONE {zone}"))
+                .await
+                .unwrap();
         }
         let mut assignments = vec!["version = version + 1".to_owned()];
         for (name, _, values) in COLUMNS {
@@ -142,15 +274,29 @@ async fn payload_equals_the_reference_trigger_for_every_type() {
             }
         }
         let id = random.below(ROWS as u64) as i32 + 1;
-        let statement = format!("UPDATE everything SET {} WHERE id = {id}", assignments.join(", "));
-        db.client.batch_execute(&statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+        let statement = format!(
+            "UPDATE everything SET {} WHERE id = {id}",
+            assignments.join(", ")
+        );
+        db.client
+            .batch_execute(&statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
 
         let (mine, theirs) = (ours.next().await, reference.next().await);
         let (mine, theirs) = (parts(&mine), parts(&theirs));
         let context = format!("update {update}: {statement}");
         assert_eq!(mine.id.get(), theirs.id.get(), "id differs after {context}");
-        assert_eq!(mine.old.get(), theirs.old.get(), "old differs after {context}");
-        assert_eq!(mine.new.get(), theirs.new.get(), "new differs after {context}");
+        assert_eq!(
+            mine.old.get(),
+            theirs.old.get(),
+            "old differs after {context}"
+        );
+        assert_eq!(
+            mine.new.get(),
+            theirs.new.get(),
+            "new differs after {context}"
+        );
     }
     ours.assert_silent().await;
 }
@@ -160,7 +306,10 @@ async fn every_column_value_is_covered() {
     // Guards the test above: with this seed, every listed value of every column is set at
     // least once (so a type cannot silently drop out of the comparison).
     let mut random = Xorshift::new(0x5eed_2026);
-    let mut seen: Vec<Vec<bool>> = COLUMNS.iter().map(|(_, _, v)| vec![false; v.len() + 1]).collect();
+    let mut seen: Vec<Vec<bool>> = COLUMNS
+        .iter()
+        .map(|(_, _, v)| vec![false; v.len() + 1])
+        .collect();
     for _ in 0..UPDATES {
         for (column, (_, _, values)) in COLUMNS.iter().enumerate() {
             if random.below(3) == 0 {
@@ -170,6 +319,10 @@ async fn every_column_value_is_covered() {
         random.below(ROWS as u64);
     }
     for (column, flags) in seen.iter().enumerate() {
-        assert!(flags.iter().all(|&s| s), "column {} misses a value", COLUMNS[column].0);
+        assert!(
+            flags.iter().all(|&s| s),
+            "column {} misses a value",
+            COLUMNS[column].0
+        );
     }
 }

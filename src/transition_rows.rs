@@ -1,0 +1,88 @@
+//! Walks a statement's transition tables (the old and new images of every row it touched,
+//! in the same order) and gives each row a memory context of its own, reset after it.
+
+use pgrx::pg_sys;
+
+use crate::row_values::RowValues;
+
+pub struct TransitionRows {
+    old: Option<(*mut pg_sys::Tuplestorestate, *mut pg_sys::TupleTableSlot)>,
+    new: Option<(*mut pg_sys::Tuplestorestate, *mut pg_sys::TupleTableSlot)>,
+    row_context: pg_sys::MemoryContext,
+}
+
+impl TransitionRows {
+    /// Opens the given transition tables (null for an image the operation has not).
+    ///
+    /// # Safety
+    /// The tuplestores must be the trigger's transition tables of rows of `descriptor`.
+    pub unsafe fn open(
+        old: *mut pg_sys::Tuplestorestate,
+        new: *mut pg_sys::Tuplestorestate,
+        descriptor: pg_sys::TupleDesc,
+    ) -> Self {
+        let reader = |store: *mut pg_sys::Tuplestorestate| {
+            (!store.is_null()).then(|| unsafe {
+                // Another trigger on the same statement may have read the rows already.
+                pg_sys::tuplestore_rescan(store);
+                let slot =
+                    pg_sys::MakeSingleTupleTableSlot(descriptor, &pg_sys::TTSOpsMinimalTuple);
+                (store, slot)
+            })
+        };
+        let row_context = unsafe {
+            pg_sys::AllocSetContextCreateExtended(
+                pg_sys::CurrentMemoryContext,
+                c"pg_column_notify row".as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            )
+        };
+        Self {
+            old: reader(old),
+            new: reader(new),
+            row_context,
+        }
+    }
+
+    /// Loads the next row's images; false when every row has been seen.
+    ///
+    /// # Safety
+    /// `old` and `new` must have the width of the descriptor given to `open`.
+    pub unsafe fn next(&mut self, old: &mut RowValues, new: &mut RowValues) -> bool {
+        for (reader, row) in [(self.old, old), (self.new, new)] {
+            if let Some((store, slot)) = reader {
+                unsafe {
+                    if !pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
+                        return false;
+                    }
+                    row.load_slot(slot);
+                }
+            }
+        }
+        true
+    }
+
+    /// Runs `work` with the row's memory context current, then frees what it allocated.
+    pub fn in_row_context(&mut self, work: impl FnOnce()) {
+        unsafe {
+            let previous = pg_sys::CurrentMemoryContext;
+            pg_sys::CurrentMemoryContext = self.row_context;
+            work();
+            pg_sys::CurrentMemoryContext = previous;
+            pg_sys::MemoryContextReset(self.row_context);
+        }
+    }
+}
+
+impl Drop for TransitionRows {
+    fn drop(&mut self) {
+        unsafe {
+            for (_, slot) in [self.old, self.new].into_iter().flatten() {
+                pg_sys::ExecDropSingleTupleTableSlot(slot);
+            }
+            pg_sys::MemoryContextDelete(self.row_context);
+        }
+    }
+}
