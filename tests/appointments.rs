@@ -13,14 +13,20 @@ async fn canceling_an_appointment_notifies_with_old_and_new_rows() {
 
     let id: i64 = db
         .client
-        .query_one("INSERT INTO appointments (canceled) VALUES (false) RETURNING id", &[])
+        .query_one(
+            "INSERT INTO appointments (canceled) VALUES (false) RETURNING id",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     listener.assert_silent().await; // watches fire on UPDATE only, by default
 
     db.client
-        .execute("UPDATE appointments SET canceled = true WHERE id = $1", &[&id])
+        .execute(
+            "UPDATE appointments SET canceled = true WHERE id = $1",
+            &[&id],
+        )
         .await
         .unwrap();
     let received = listener.next().await;
@@ -37,13 +43,24 @@ async fn canceling_an_appointment_notifies_with_old_and_new_rows() {
     assert_eq!(payload["changed"], json!(["canceled"]));
     let expected_row_keys = ["id", "canceled", "inserted_at", "updated_at"];
     for image in ["old", "new"] {
-        let keys: Vec<&str> = payload[image].as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, expected_row_keys, "{image} has every column, in table order");
+        let keys: Vec<&str> = payload[image]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys, expected_row_keys,
+            "{image} has every column, in table order"
+        );
     }
 
     // Canceling again changes nothing, so nothing is sent.
     db.client
-        .execute("UPDATE appointments SET canceled = true WHERE id = $1", &[&id])
+        .execute(
+            "UPDATE appointments SET canceled = true WHERE id = $1",
+            &[&id],
+        )
         .await
         .unwrap();
     listener.assert_silent().await;
@@ -53,10 +70,16 @@ async fn canceling_an_appointment_notifies_with_old_and_new_rows() {
 async fn the_demo_migration_can_run_twice() {
     let db = TestDatabase::create("appointments_rerun").await;
     db.client.batch_execute(MIGRATION).await.expect("first run");
-    db.client.batch_execute(MIGRATION).await.expect("second run");
+    db.client
+        .batch_execute(MIGRATION)
+        .await
+        .expect("second run");
     let watches: i64 = db
         .client
-        .query_one("SELECT count(*) FROM column_watches WHERE table_name = 'appointments'::regclass", &[])
+        .query_one(
+            "SELECT count(*) FROM column_watches WHERE table_name = 'appointments'::regclass",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

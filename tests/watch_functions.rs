@@ -23,8 +23,16 @@ async fn assert_refused(client: &Client, statement: &str, expected_sqlstate: &st
         .batch_execute(statement)
         .await
         .expect_err(&format!("{statement} must fail"));
-    assert_eq!(sqlstate(&error), expected_sqlstate, "{statement}: {error:?}");
-    assert_eq!(watch_count(client).await, (0, 0), "{statement} left a watch behind");
+    assert_eq!(
+        sqlstate(&error),
+        expected_sqlstate,
+        "{statement}: {error:?}"
+    );
+    assert_eq!(
+        watch_count(client).await,
+        (0, 0),
+        "{statement} left a watch behind"
+    );
 }
 
 #[tokio::test]
@@ -45,7 +53,12 @@ async fn bad_input_is_refused_with_its_sqlstate_and_leaves_nothing() {
     assert_refused(c, "SELECT watch_column('v', 'a')", "42809").await;
     assert_refused(c, "SELECT watch_column('no_key', 'a')", "55000").await;
     assert_refused(c, "SELECT watch_column('t', 'a', '')", "22023").await;
-    assert_refused(c, &format!("SELECT watch_column('t', 'a', '{}')", "c".repeat(64)), "22023").await;
+    assert_refused(
+        c,
+        &format!("SELECT watch_column('t', 'a', '{}')", "c".repeat(64)),
+        "22023",
+    )
+    .await;
     assert_refused(c, "SELECT watch_column(NULL, 'a')", "22004").await;
     assert_refused(c, "SELECT watch_column('t', NULL)", "22004").await;
     assert_refused(c, "SELECT unwatch_column('t', 'missing')", "42703").await;
@@ -77,18 +90,34 @@ async fn non_owner_is_refused() {
         "42501",
     )
     .await;
-    db.client.batch_execute("RESET ROLE; DROP OWNED BY pgcn_stranger; DROP ROLE pgcn_stranger").await.unwrap();
+    db.client
+        .batch_execute("RESET ROLE; DROP OWNED BY pgcn_stranger; DROP ROLE pgcn_stranger")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn watch_lists_replaces_and_unwatches() {
     let db = TestDatabase::create("lifecycle").await;
     let c = &db.client;
-    c.batch_execute("CREATE TABLE orders (id int PRIMARY KEY, state text, total int)").await.unwrap();
+    c.batch_execute("CREATE TABLE orders (id int PRIMARY KEY, state text, total int)")
+        .await
+        .unwrap();
 
-    let channel: String = c.query_one("SELECT watch_column('orders', 'state')", &[]).await.unwrap().get(0);
-    assert_eq!(channel, "orders_state_changed", "default channel is <table>_<column>_changed");
-    let channel: String = c.query_one("SELECT watch_column('orders', 'state', 'orders')", &[]).await.unwrap().get(0);
+    let channel: String = c
+        .query_one("SELECT watch_column('orders', 'state')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        channel, "orders_state_changed",
+        "default channel is <table>_<column>_changed"
+    );
+    let channel: String = c
+        .query_one("SELECT watch_column('orders', 'state', 'orders')", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(channel, "orders");
     assert_eq!(watch_count(c).await, (1, 1), "watching again replaces");
 
@@ -104,10 +133,18 @@ async fn watch_lists_replaces_and_unwatches() {
     assert_eq!(row.get::<_, String>(2), "orders");
     assert_eq!(row.get::<_, String>(3), "column_notify_state");
 
-    let removed: bool = c.query_one("SELECT unwatch_column('orders', 'state')", &[]).await.unwrap().get(0);
+    let removed: bool = c
+        .query_one("SELECT unwatch_column('orders', 'state')", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(removed);
     assert_eq!(watch_count(c).await, (0, 0));
-    let removed: bool = c.query_one("SELECT unwatch_column('orders', 'state')", &[]).await.unwrap().get(0);
+    let removed: bool = c
+        .query_one("SELECT unwatch_column('orders', 'state')", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(!removed, "unwatching what is not watched reports false");
 }
 
@@ -148,14 +185,22 @@ async fn names_that_need_quoting_just_work() {
 async fn injection_through_the_channel_is_inert() {
     let db = TestDatabase::create("injection").await;
     let c = &db.client;
-    c.batch_execute("CREATE TABLE victim (id int PRIMARY KEY, a int); INSERT INTO victim VALUES (1, 1);")
+    c.batch_execute(
+        "CREATE TABLE victim (id int PRIMARY KEY, a int); INSERT INTO victim VALUES (1, 1);",
+    )
+    .await
+    .unwrap();
+    let channel = "x'); DROP TABLE victim; --";
+    c.query_one("SELECT watch_column('victim', 'a', $1)", &[&channel])
         .await
         .unwrap();
-    let channel = "x'); DROP TABLE victim; --";
-    c.query_one("SELECT watch_column('victim', 'a', $1)", &[&channel]).await.unwrap();
     let mut listener = db.listen(channel).await;
     c.batch_execute("UPDATE victim SET a = 2").await.unwrap();
     assert_eq!(listener.next().await.channel, channel);
-    let rows: i64 = c.query_one("SELECT count(*) FROM victim", &[]).await.unwrap().get(0);
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM victim", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(rows, 1, "the table survived");
 }

@@ -58,7 +58,10 @@ async fn run() -> Result<(), String> {
     println!("Listening on channel {CHANNEL}");
 
     let row = writer
-        .query_one("INSERT INTO appointments (canceled) VALUES (false) RETURNING id", &[])
+        .query_one(
+            "INSERT INTO appointments (canceled) VALUES (false) RETURNING id",
+            &[],
+        )
         .await
         .map_err(|error| format!("cannot create an appointment: {error}"))?;
     let id: i64 = row.get(0);
@@ -75,10 +78,20 @@ async fn run() -> Result<(), String> {
     loop {
         let notification = tokio::time::timeout(WAIT, notifications.recv())
             .await
-            .map_err(|_| format!("no notification on {CHANNEL} within {} seconds", WAIT.as_secs()))?
+            .map_err(|_| {
+                format!(
+                    "no notification on {CHANNEL} within {} seconds",
+                    WAIT.as_secs()
+                )
+            })?
             .ok_or("the listening connection closed")?;
-        let payload: serde_json::Value = serde_json::from_str(notification.payload())
-            .map_err(|error| format!("the payload is not JSON ({error}): {}", notification.payload()))?;
+        let payload: serde_json::Value =
+            serde_json::from_str(notification.payload()).map_err(|error| {
+                format!(
+                    "the payload is not JSON ({error}): {}",
+                    notification.payload()
+                )
+            })?;
         if payload["id"] != serde_json::json!(id) {
             continue; // a change to another appointment, made by someone else
         }

@@ -26,7 +26,11 @@ struct Variant {
 }
 
 const VARIANTS: &[Variant] = &[
-    Variant { label: "no trigger", table: "bench_none", install: "" },
+    Variant {
+        label: "no trigger",
+        table: "bench_none",
+        install: "",
+    },
     Variant {
         label: "plpgsql reference",
         table: "bench_plpgsql",
@@ -81,7 +85,12 @@ const WIDE_FILL: &str = "SELECT g, false, g, g * 1000, (g % 1000)::smallint, g /
     repeat('x', 20), g % 97, 123.456, now(), 'tail', NULL FROM generate_series(1, {rows}) g";
 
 fn parse_options() -> Options {
-    let mut options = Options { rows: 100_000, runs: 5, wide: false, markdown: false };
+    let mut options = Options {
+        rows: 100_000,
+        runs: 5,
+        wide: false,
+        markdown: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> u64 {
@@ -130,8 +139,11 @@ async fn connect() -> Client {
 }
 
 async fn prepare(client: &Client, options: &Options) {
-    let (columns, fill) =
-        if options.wide { (WIDE_COLUMNS, WIDE_FILL) } else { (NARROW_COLUMNS, NARROW_FILL) };
+    let (columns, fill) = if options.wide {
+        (WIDE_COLUMNS, WIDE_FILL)
+    } else {
+        (NARROW_COLUMNS, NARROW_FILL)
+    };
     let fill = fill.replace("{rows}", &options.rows.to_string());
     client
         .batch_execute(&format!(
@@ -187,8 +199,16 @@ fn median(samples: &mut [Duration]) -> Duration {
 async fn main() {
     let options = parse_options();
     let client = connect().await;
-    let shape = if options.wide { "wide rows (30 columns)" } else { "appointments rows (5 columns)" };
-    eprintln!("preparing {} {shape} in {} tables...", options.rows, VARIANTS.len());
+    let shape = if options.wide {
+        "wide rows (30 columns)"
+    } else {
+        "appointments rows (5 columns)"
+    };
+    eprintln!(
+        "preparing {} {shape} in {} tables...",
+        options.rows,
+        VARIANTS.len()
+    );
     prepare(&client, &options).await;
 
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
@@ -204,11 +224,13 @@ async fn main() {
 
     let medians: Vec<Duration> = samples.iter_mut().map(|s| median(s)).collect();
     let baseline = medians[0];
-    let per_row_us = |m: Duration| {
-        (m.as_secs_f64() - baseline.as_secs_f64()) * 1e6 / options.rows as f64
-    };
+    let per_row_us =
+        |m: Duration| (m.as_secs_f64() - baseline.as_secs_f64()) * 1e6 / options.rows as f64;
     let ours = per_row_us(medians[3]);
-    let title = format!("{} {shape}, median of {} alternating runs", options.rows, options.runs);
+    let title = format!(
+        "{} {shape}, median of {} alternating runs",
+        options.rows, options.runs
+    );
     if options.markdown {
         println!("#### {title}\n");
         println!("| trigger | median statement time | overhead per row | ours / this |");
@@ -243,7 +265,10 @@ async fn main() {
         println!();
     }
     for variant in VARIANTS {
-        if let Err(error) = client.batch_execute(&format!("DROP TABLE {}", variant.table)).await {
+        if let Err(error) = client
+            .batch_execute(&format!("DROP TABLE {}", variant.table))
+            .await
+        {
             eprintln!("could not drop {}: {}", variant.table, describe(&error));
         }
     }

@@ -105,7 +105,14 @@ impl Listener {
                     let raw = notification.payload().to_owned();
                     let payload = serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
                     let channel = notification.channel().to_owned();
-                    if sender.send(Received { channel, payload, raw }).is_err() {
+                    if sender
+                        .send(Received {
+                            channel,
+                            payload,
+                            raw,
+                        })
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -113,7 +120,10 @@ impl Listener {
         });
         let listen = format!("LISTEN \"{}\"", channel.replace('"', "\"\""));
         client.batch_execute(&listen).await.expect("LISTEN");
-        Listener { _client: client, received }
+        Listener {
+            _client: client,
+            received,
+        }
     }
 
     /// The next notification; panics when none arrives in time.
