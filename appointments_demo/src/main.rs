@@ -1,18 +1,27 @@
 //! The appointments example end to end: a process that must react when an appointment is
 //! canceled, without the code that cancels it calling that process.
 //!
-//! It applies the migration (table and watch), listens on its own connection, creates an
-//! appointment, cancels it, and prints the notification that PostgreSQL delivers.
+//! It applies the migration (table and watch), listens with the `column_notify_listener`
+//! crate, creates an appointment, cancels it, and prints the change PostgreSQL delivers.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use tokio_postgres::{AsyncMessage, NoTls};
+use column_notify_listener::{connect_client, Change, Event, Listener, TlsVerification};
+use serde::{Deserialize, Serialize};
 
 const CHANNEL: &str = "appointments_canceled_changed";
 const MIGRATION: &str = include_str!("../migrations/001_appointments.sql");
 const WAIT: Duration = Duration::from_secs(10);
+
+/// A row of the appointments table, as the payload carries it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Appointment {
+    id: i64,
+    canceled: bool,
+    inserted_at: String,
+    updated_at: String,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -29,32 +38,18 @@ async fn run() -> Result<(), String> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| "DATABASE_URL is not set (make demo sets it)".to_owned())?;
 
-    let (writer, connection) = tokio_postgres::connect(&url, NoTls)
+    let writer = connect_client(&url, &TlsVerification::default())
         .await
         .map_err(|error| format!("cannot connect to {url}: {error}"))?;
-    tokio::spawn(connection);
     writer
         .batch_execute(MIGRATION)
         .await
         .map_err(|error| format!("migration failed: {error}"))?;
 
-    let (listener, mut listener_connection) = tokio_postgres::connect(&url, NoTls)
+    let mut listener = Listener::connect(&url, [CHANNEL])
         .await
-        .map_err(|error| format!("cannot open the listening connection: {error}"))?;
-    let (sender, mut notifications) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut messages =
-            futures_util::stream::poll_fn(move |cx| listener_connection.poll_message(cx));
-        while let Some(Ok(message)) = messages.next().await {
-            if let AsyncMessage::Notification(notification) = message {
-                let _ = sender.send(notification);
-            }
-        }
-    });
-    listener
-        .batch_execute(&format!("LISTEN {CHANNEL}"))
-        .await
-        .map_err(|error| format!("LISTEN failed: {error}"))?;
+        .map_err(|error| format!("cannot listen: {error}"))?
+        .typed::<Appointment>();
     println!("Listening on channel {CHANNEL}");
 
     let row = writer
@@ -75,29 +70,34 @@ async fn run() -> Result<(), String> {
         .map_err(|error| format!("cannot cancel the appointment: {error}"))?;
     println!("Canceled appointment {id}");
 
+    let change = wait_for_appointment(&mut listener, id).await?;
+    println!("Received a notification for appointment {id}");
+    let pretty = serde_json::to_string_pretty(&change).expect("a change serialises");
+    println!("{pretty}");
+    Ok(())
+}
+
+/// Waits for the change of appointment `id`, skipping changes to other appointments.
+async fn wait_for_appointment(
+    listener: &mut Listener<Appointment>,
+    id: i64,
+) -> Result<Change<Appointment>, String> {
+    let deadline = Instant::now() + WAIT;
     loop {
-        let notification = tokio::time::timeout(WAIT, notifications.recv())
-            .await
-            .map_err(|_| {
-                format!(
-                    "no notification on {CHANNEL} within {} seconds",
+        let left = deadline.saturating_duration_since(Instant::now());
+        match listener.recv_timeout(left).await {
+            Ok(Event::Change { change, .. }) if change.id == serde_json::json!(id) => {
+                return Ok(*change)
+            }
+            Ok(Event::Change { .. }) => {} // another appointment, changed by someone else
+            Ok(Event::InvalidPayload { error, .. }) => eprintln!("ignored a payload: {error}"),
+            Ok(Event::Connection(event)) => eprintln!("connection: {event:?}"),
+            Err(error) => {
+                return Err(format!(
+                    "no notification for appointment {id} on {CHANNEL} within {} seconds ({error})",
                     WAIT.as_secs()
-                )
-            })?
-            .ok_or("the listening connection closed")?;
-        let payload: serde_json::Value =
-            serde_json::from_str(notification.payload()).map_err(|error| {
-                format!(
-                    "the payload is not JSON ({error}): {}",
-                    notification.payload()
-                )
-            })?;
-        if payload["id"] != serde_json::json!(id) {
-            continue; // a change to another appointment, made by someone else
+                ))
+            }
         }
-        println!("Received a notification for appointment {id}");
-        let pretty = serde_json::to_string_pretty(&payload).expect("a JSON value serialises");
-        println!("{pretty}");
-        return Ok(());
     }
 }
