@@ -9,7 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+mod common;
+
+use common::{connect, database_url, describe, fail, median};
 
 struct Options {
     rows: u64,
@@ -116,28 +120,6 @@ fn parse_options() -> Options {
     options
 }
 
-/// The server's message for a failed statement, not just "db error".
-fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => error.to_string(),
-    }
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("trigger-overhead: {message}");
-    std::process::exit(2);
-}
-
-async fn connect() -> Client {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| fail("DATABASE_URL is not set"));
-    let (client, connection) = tokio_postgres::connect(&url, NoTls)
-        .await
-        .unwrap_or_else(|error| fail(&format!("cannot connect: {}", describe(&error))));
-    tokio::spawn(connection);
-    client
-}
-
 async fn prepare(client: &Client, options: &Options) {
     let (columns, fill) = if options.wide {
         (WIDE_COLUMNS, WIDE_FILL)
@@ -185,20 +167,10 @@ async fn timed_update(client: &Client, table: &str) -> Duration {
     start.elapsed()
 }
 
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort_unstable();
-    let middle = samples.len() / 2;
-    if samples.len() % 2 == 1 {
-        samples[middle]
-    } else {
-        (samples[middle - 1] + samples[middle]) / 2
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let options = parse_options();
-    let client = connect().await;
+    let client = connect(&database_url()).await;
     let shape = if options.wide {
         "wide rows (30 columns)"
     } else {
