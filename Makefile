@@ -14,8 +14,11 @@ all: install
 setup:
 	@bash scripts/setup.sh
 
+# cargo pgrx writes the current version's script and the upgrade scripts; the install
+# scripts of earlier releases (kept for ALTER EXTENSION ... UPDATE from them) are copied here.
 install: setup
 	cargo pgrx install --release --pg-config $(PG_CONFIG) $(SUDO_FLAG)
+	$(if $(SUDO_FLAG),sudo) install -m 644 sql/pg_column_notify--0.1.0.sql "$$($(PG_CONFIG) --sharedir)/extension/"
 
 db: install
 	@bash scripts/cluster.sh start

@@ -5,7 +5,7 @@ COMMENT ON SCHEMA column_notify IS 'Internal state of the pg_column_notify exten
 CREATE FUNCTION notify_column_changed() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'notify_column_changed';
 COMMENT ON FUNCTION notify_column_changed() IS
-    'Row trigger: NOTIFY channel (argument 1) with {id, old, new} JSON when a watched column (arguments 2..) IS DISTINCT FROM its old value';
+    'Trigger: NOTIFY channel (argument 1) with {id, old, new} JSON when a watched column (arguments 2..) IS DISTINCT FROM its old value';
 
 -- The catalog of watches. Rows are dumped by pg_dump (pg_extension_config_dump), so a
 -- restored database lists its watches again beside the triggers pg_dump restores.
@@ -15,6 +15,10 @@ CREATE TABLE column_notify.watches (
     channel text NOT NULL,
     trigger_name name NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
+    events text[] NOT NULL DEFAULT '{update}',
+    key_columns name[],
+    include_columns name[],
+    exclude_columns name[],
     PRIMARY KEY (table_name, trigger_name)
 );
 SELECT pg_catalog.pg_extension_config_dump('column_notify.watches', '');
@@ -29,7 +33,8 @@ GRANT USAGE ON SCHEMA column_notify TO PUBLIC;
 GRANT SELECT, INSERT, DELETE ON column_notify.watches TO PUBLIC;
 
 CREATE VIEW column_watches AS
-    SELECT w.table_name, w.columns, w.channel, w.trigger_name, w.created_at
+    SELECT w.table_name, w.columns, w.channel, w.trigger_name, w.events,
+           w.key_columns, w.include_columns, w.exclude_columns, w.created_at
     FROM column_notify.watches w
     ORDER BY w.table_name::text, w.columns;
 COMMENT ON VIEW column_watches IS 'Every watch installed by watch_column(), one row per trigger';

@@ -8,6 +8,16 @@ use pgrx::{PgLogLevel, PgSqlErrorCode};
 pub enum WatchError {
     #[error("argument \"{0}\" must not be null")]
     NullArgument(&'static str),
+    #[error("argument \"{0}\" must not contain NULL")]
+    NullElement(&'static str),
+    #[error("argument \"{0}\" must not be empty")]
+    EmptyList(&'static str),
+    #[error("column \"{column}\" is listed twice")]
+    DuplicateColumn { column: String },
+    #[error("unknown event \"{event}\"")]
+    UnknownEvent { event: String },
+    #[error("options \"{0}\" and \"{1}\" cannot be combined")]
+    ConflictingOptions(&'static str, &'static str),
     #[error("relation {relation} does not exist")]
     UnknownRelation { relation: String },
     #[error("\"{relation}\" is not a table")]
@@ -33,7 +43,11 @@ impl WatchError {
     fn sqlstate(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {
-            Self::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            Self::NullArgument(_) | Self::NullElement(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            Self::EmptyList(_) | Self::UnknownEvent { .. } | Self::ConflictingOptions(..) => {
+                ERRCODE_INVALID_PARAMETER_VALUE
+            }
+            Self::DuplicateColumn { .. } => ERRCODE_DUPLICATE_COLUMN,
             Self::UnknownRelation { .. } => ERRCODE_UNDEFINED_TABLE,
             Self::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
             Self::NotOwner { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -46,7 +60,13 @@ impl WatchError {
 
     fn hint(&self) -> Option<String> {
         Some(match self {
-            Self::NullArgument(_) => return None,
+            Self::NullArgument(_) | Self::NullElement(_) => return None,
+            Self::EmptyList(_) => "Name at least one.".into(),
+            Self::DuplicateColumn { .. } => "Name each column once.".into(),
+            Self::UnknownEvent { .. } => "Events are insert, update and delete.".into(),
+            Self::ConflictingOptions(..) => {
+                "Either list the columns to show (include) or the ones to hide (exclude).".into()
+            }
             Self::UnknownRelation { .. } => {
                 "Check the name and the search_path, or qualify the table with its schema.".into()
             }
@@ -61,7 +81,9 @@ impl WatchError {
             }
             Self::SystemColumn { .. } => "Watch a user column of the table instead.".into(),
             Self::NoPrimaryKey { .. } => {
-                "The payload identifies rows by their primary key: add one to the table.".into()
+                "The payload identifies rows by their primary key: add one, or name the \
+                 identifying columns with key => '{col}'."
+                    .into()
             }
             Self::EmptyChannel => "Pass a channel name, or NULL for the default one.".into(),
             Self::ChannelTooLong { .. } => format!(
@@ -92,10 +114,8 @@ pub enum TriggerProtocolError {
     WrongEvent,
     #[error("notify_column_changed() fired FOR EACH STATEMENT needs transition tables")]
     MissingTransitionTables,
-    #[error(
-        "notify_column_changed() needs a channel and at least one column as trigger arguments"
-    )]
-    MissingArguments,
+    #[error("notify_column_changed() has bad trigger arguments: {0}")]
+    BadArguments(String),
     #[error("channel name \"{0}\" cannot be used with NOTIFY")]
     BadChannel(String),
 }

@@ -1,9 +1,13 @@
 //! pg_column_notify: a PostgreSQL extension that notifies listeners, with a JSON payload,
 //! when a watched column of a row really changes. This file only wires the modules.
 
+mod catalog;
 mod change_detection;
+mod ddl_events;
 mod datum_image;
 mod errors;
+mod events;
+mod function_info;
 mod json_datetime;
 mod json_encoder;
 mod json_text;
@@ -16,10 +20,12 @@ mod trigger;
 mod trigger_naming;
 mod trigger_plan;
 mod watch;
+mod watch_spec;
 
 ::pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/api.sql", name = "api", requires = [watch::install_watch]);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

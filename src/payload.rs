@@ -44,6 +44,7 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
     let TriggerPlan {
         table_members,
         columns,
+        shown,
         watched,
         changed,
         key,
@@ -87,7 +88,7 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
     push_key(payload, b"old");
     old_spans.clear();
     if change.has_old {
-        unsafe { push_row(payload, columns, old, Some(old_spans), None) };
+        unsafe { push_row(payload, columns, shown, old, Some(old_spans), None) };
     } else {
         payload.extend_from_slice(b"null");
     }
@@ -95,7 +96,7 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
     push_key(payload, b"new");
     if change.has_new {
         let reuse = change.has_old.then_some((&*old, old_spans.as_slice()));
-        unsafe { push_row(payload, columns, new, None, reuse) };
+        unsafe { push_row(payload, columns, shown, new, None, reuse) };
     } else {
         payload.extend_from_slice(b"null");
     }
@@ -117,18 +118,21 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
     payload.push(0);
 }
 
-/// `row_to_json` of a row: every user column, in table order. The span of each value is
+/// `row_to_json` of a row: its shown columns (all of them unless the watch shapes the
+/// payload), in table order. The span of each value is
 /// appended to `spans`, when given. With `reuse` (the old row and its spans), a value whose stored
 /// image is the old one's is copied from the old rendering instead of rendered again.
 unsafe fn push_row(
     out: &mut Vec<u8>,
     columns: &mut [ColumnPlan],
+    shown: &[usize],
     row: &RowValues,
     mut spans: Option<&mut Vec<Range<usize>>>,
     reuse: Option<(&RowValues, &[Range<usize>])>,
 ) {
     out.push(b'{');
-    for (n, column) in columns.iter_mut().enumerate() {
+    for (n, &position) in shown.iter().enumerate() {
+        let column = &mut columns[position];
         if n > 0 {
             out.push(b',');
         }

@@ -14,12 +14,7 @@ use crate::payload::{self, Change, Operation};
 use crate::transition_rows::TransitionRows;
 use crate::trigger_plan::TriggerPlan;
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_notify_column_changed() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::function_info::v1_function_info!(pg_finfo_notify_column_changed);
 
 /// The trigger function. Declared in SQL by `sql/bootstrap.sql`.
 ///

@@ -4,7 +4,8 @@
 
 use std::ffi::{CStr, CString};
 
-use pgrx::{pg_sys, PgMemoryContexts, PgRelation, PgTupleDesc};
+use pgrx::prelude::*;
+use pgrx::{PgMemoryContexts, PgRelation, PgTupleDesc};
 
 use crate::change_detection::Equality;
 use crate::datum_image::Storage;
@@ -14,6 +15,7 @@ use crate::json_text;
 use crate::notify;
 use crate::primary_key::primary_key_attnums;
 use crate::row_values::RowValues;
+use crate::watch_spec::WatchSpec;
 
 /// One user column of the table (dropped columns have none).
 pub struct ColumnPlan {
@@ -39,6 +41,8 @@ pub struct TriggerPlan {
     /// `"schema":"…","table":"…"`, rendered once.
     pub table_members: Vec<u8>,
     pub columns: Vec<ColumnPlan>,
+    /// Positions in `columns` of the columns shown in `old` and `new`, in table order.
+    pub shown: Vec<usize>,
     pub watched: Vec<WatchedColumn>,
     /// Positions in `watched` of the columns that changed in the current row.
     pub changed: Vec<usize>,
@@ -87,15 +91,10 @@ impl TriggerPlan {
         memory_context: pg_sys::MemoryContext,
     ) -> TriggerPlan {
         let arguments = unsafe { trigger_arguments(trigger) };
-        let Some((channel, watched_names)) = arguments.split_first() else {
-            TriggerProtocolError::MissingArguments.report()
-        };
-        if watched_names.is_empty() {
-            TriggerProtocolError::MissingArguments.report()
-        }
-        let channel_text = channel.to_string_lossy();
-        if notify::check_channel(&channel_text).is_err() {
-            TriggerProtocolError::BadChannel(channel_text.into_owned()).report()
+        let spec = WatchSpec::from_arguments(&arguments)
+            .unwrap_or_else(|error| TriggerProtocolError::BadArguments(error.to_string()).report());
+        if notify::check_channel(&spec.channel).is_err() {
+            TriggerProtocolError::BadChannel(spec.channel.clone()).report()
         }
 
         let table = unsafe { PgRelation::from_pg(relation) };
@@ -137,39 +136,58 @@ impl TriggerPlan {
                 descriptor.get(column.index).map(|a| a.name().as_bytes()) == Some(name)
             })
         };
-        let mut watched = Vec::with_capacity(watched_names.len());
-        for name in watched_names {
-            match position_of(name.to_bytes()) {
-                Some(column) => watched.push(WatchedColumn {
-                    column,
-                    equality: equality_of(&columns[column]),
-                }),
-                None => warn_missing_column(&qualified_name, &name.to_string_lossy()),
-            }
-        }
-
-        let key: Vec<usize> = unsafe { primary_key_attnums(relation) }
+        // Names the table no longer has are skipped with a WARNING: the write goes on.
+        let positions_of = |names: &[String]| -> Vec<usize> {
+            names
+                .iter()
+                .filter_map(|name| {
+                    let position = position_of(name.as_bytes());
+                    if position.is_none() {
+                        warn_missing_column(&qualified_name, name);
+                    }
+                    position
+                })
+                .collect()
+        };
+        let watched = positions_of(&spec.columns)
             .into_iter()
-            .filter_map(|attnum| columns.iter().position(|c| c.index + 1 == attnum as usize))
-            .collect();
+            .map(|column| WatchedColumn { column, equality: equality_of(&columns[column]) })
+            .collect::<Vec<_>>();
+
+        let key: Vec<usize> = match &spec.key {
+            Some(names) => positions_of(names),
+            None => unsafe { primary_key_attnums(relation) }
+                .into_iter()
+                .filter_map(|attnum| columns.iter().position(|c| c.index + 1 == attnum as usize))
+                .collect(),
+        };
+        let shown: Vec<usize> = match (&spec.include, &spec.exclude) {
+            (Some(names), _) => {
+                let mut included = positions_of(names);
+                included.sort_unstable();
+                included.dedup();
+                included
+            }
+            (None, Some(names)) => {
+                let excluded = positions_of(names);
+                (0..columns.len()).filter(|position| !excluded.contains(position)).collect()
+            }
+            (None, None) => (0..columns.len()).collect(),
+        };
         let key_equality = key
             .iter()
             .map(|&column| equality_of(&columns[column]))
             .collect();
 
-        let mut table_members = Vec::new();
-        json_text::push_key(&mut table_members, b"schema");
-        json_text::push_string(&mut table_members, table.namespace().as_bytes());
-        table_members.push(b',');
-        json_text::push_key(&mut table_members, b"table");
-        json_text::push_string(&mut table_members, table.name().as_bytes());
+        let table_members = unsafe { table_members(&table) };
 
         TriggerPlan {
             trigger_oid: trigger.tgoid,
             relation_oid: table.oid(),
-            channel: CString::from(*channel),
+            channel: CString::new(spec.channel).expect("a trigger argument has no NUL"),
             table_members,
             columns,
+            shown,
             changed: Vec::with_capacity(watched.len()),
             watched,
             key,
@@ -182,6 +200,37 @@ impl TriggerPlan {
     }
 }
 
+/// `"schema":"…","table":"…"`. A row of a partition is reported under the partitioned
+/// table at the root of its tree (the one that was watched), with `"partition":"…"`.
+unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
+    let mut members = Vec::new();
+    let mut push = |key: &[u8], value: &str| {
+        if !members.is_empty() {
+            members.push(b',');
+        }
+        json_text::push_key(&mut members, key);
+        json_text::push_string(&mut members, value.as_bytes());
+    };
+    let is_partition = unsafe { (*table.rd_rel).relispartition };
+    if !is_partition {
+        push(b"schema", table.namespace());
+        push(b"table", table.name());
+        return members;
+    }
+    let root = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT pg_catalog.pg_partition_root($1)::oid",
+        &[table.oid().into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(table.oid());
+    let root = unsafe { PgRelation::open(root) };
+    push(b"schema", root.namespace());
+    push(b"table", root.name());
+    push(b"partition", table.name());
+    members
+}
+
 impl TriggerPlan {
     /// The payload last rendered by [`crate::payload::render`].
     pub fn payload_text(&self) -> &CStr {
@@ -191,8 +240,8 @@ impl TriggerPlan {
     }
 }
 
-unsafe fn trigger_arguments(trigger: &pg_sys::Trigger) -> Vec<&CStr> {
+unsafe fn trigger_arguments(trigger: &pg_sys::Trigger) -> Vec<String> {
     (0..usize::try_from(trigger.tgnargs).unwrap_or(0))
-        .map(|i| unsafe { CStr::from_ptr(*trigger.tgargs.add(i)) })
+        .map(|i| unsafe { CStr::from_ptr(*trigger.tgargs.add(i)) }.to_string_lossy().into_owned())
         .collect()
 }

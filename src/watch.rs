@@ -1,6 +1,7 @@
-//! `watch_column`, `unwatch_column`: install and remove the trigger of a watch, and keep the
-//! extension's catalog (`column_notify.watches`) in step, in the caller's transaction and
-//! with the caller's rights. Every input is checked before anything is changed.
+//! `watch_column`, `watch_columns`, `unwatch_column`: install and remove the trigger of a
+//! watch, and keep the extension's catalog (`column_notify.watches`) in step, in the
+//! caller's transaction and with the caller's rights. Every input is checked before
+//! anything is changed, so a refused call leaves nothing behind.
 
 use std::ffi::CStr;
 
@@ -8,32 +9,53 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier};
 use pgrx::PgRelation;
 
+use crate::catalog::table_display_name;
 use crate::errors::WatchError;
+use crate::events::Events;
 use crate::notify::{self, ChannelProblem};
 use crate::primary_key::primary_key_attnums;
 use crate::trigger_naming::trigger_name_for;
+use crate::watch_spec::WatchSpec;
 
-/// Installs (or replaces) the trigger that notifies `channel` when `col` of `tbl` changes,
-/// records the watch, and returns the channel. The default channel is
-/// `<table>_<column>_changed`.
-///
-/// Raises: 22004 for a NULL table or column, 42P01 unknown table, 42809 not a table,
-/// 42501 not the owner, 42703 unknown column, 0A000 system column, 55000 no primary key,
-/// 22023 an empty channel or one of 64 bytes or more.
+/// 0.1.0's `watch_column(regclass, name, text)`, kept so that a database still on 0.1.0
+/// goes on working with this library until `ALTER EXTENSION pg_column_notify UPDATE`.
+#[pg_extern(sql = false)]
+fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&str>) -> String {
+    let column = col.map(|name| Some(name.to_string_lossy().into_owned()));
+    let request = WatchRequest {
+        table: tbl,
+        columns: Some(vec![column.unwrap_or(None)]),
+        channel: channel.map(str::to_owned),
+        events: Some(vec![Some("update".to_owned())]),
+        key: None,
+        include: None,
+        exclude: None,
+    };
+    request.install().unwrap_or_else(|error| error.report())
+}
+
+/// The implementation behind `watch_column` and `watch_columns` (SQL wrappers in
+/// `sql/api.sql` that give the arguments their names and defaults). Installs, or replaces,
+/// the trigger of the watch, records it, and returns the channel.
 #[pg_extern(
     sql = "
-CREATE FUNCTION watch_column(tbl regclass, col name, channel text DEFAULT NULL) RETURNS text
-    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-COMMENT ON FUNCTION watch_column(regclass, name, text) IS
-    'Notify channel (default <table>_<column>_changed) with {id, old, new} JSON whenever column col of tbl changes';
+CREATE FUNCTION column_notify.install_watch(
+    tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[]
+) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 ",
     requires = ["bootstrap"]
 )]
-fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&str>) -> String {
-    let table = tbl.unwrap_or_else(|| WatchError::NullArgument("tbl").report());
-    let column = col.unwrap_or_else(|| WatchError::NullArgument("col").report());
-    let column = column.to_string_lossy().into_owned();
-    install_watch(table, &[column], channel).unwrap_or_else(|error| error.report())
+fn install_watch(
+    tbl: Option<pg_sys::Oid>,
+    cols: Option<Vec<Option<String>>>,
+    channel: Option<String>,
+    events: Option<Vec<Option<String>>>,
+    key: Option<Vec<Option<String>>>,
+    include: Option<Vec<Option<String>>>,
+    exclude: Option<Vec<Option<String>>>,
+) -> String {
+    let request = WatchRequest { table: tbl, columns: cols, channel, events, key, include, exclude };
+    request.install().unwrap_or_else(|error| error.report())
 }
 
 /// Removes the watches of `tbl` that include `col`: their triggers and catalog rows.
@@ -57,8 +79,55 @@ fn unwatch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>) -> bool {
     remove_watches(table, &column).unwrap_or_else(|error| error.report())
 }
 
+/// The arguments of a watch as SQL passed them, before any check.
+pub struct WatchRequest {
+    pub table: Option<pg_sys::Oid>,
+    pub columns: Option<Vec<Option<String>>>,
+    pub channel: Option<String>,
+    pub events: Option<Vec<Option<String>>>,
+    pub key: Option<Vec<Option<String>>>,
+    pub include: Option<Vec<Option<String>>>,
+    pub exclude: Option<Vec<Option<String>>>,
+}
+
+impl WatchRequest {
+    /// Checks everything, then installs the watch under its usual trigger name.
+    pub fn install(self) -> Result<String, WatchError> {
+        let (table, spec, events) = self.check()?;
+        let trigger = trigger_name_for(&spec.columns);
+        install(&table, &spec, events, &trigger)?;
+        Ok(spec.channel)
+    }
+
+    fn check(self) -> Result<(WatchedTable, WatchSpec, Events), WatchError> {
+        let table_oid = self.table.ok_or(WatchError::NullArgument("tbl"))?;
+        let columns = names("cols", self.columns)?.ok_or(WatchError::NullArgument("cols"))?;
+        let events = names("events", self.events)?.ok_or(WatchError::NullArgument("events"))?;
+        let (table, _lock) = WatchedTable::open(table_oid)?;
+        let channel = match self.channel {
+            Some(channel) => channel,
+            None => format!("{}_{}_changed", table.name, columns.join("_")),
+        };
+        let spec = WatchSpec {
+            channel,
+            columns,
+            key: names("key", self.key)?,
+            include: names("include", self.include)?,
+            exclude: names("exclude", self.exclude)?,
+        };
+        table.check_spec(&spec)?;
+        Ok((table, spec, Events::from_names(&events)?))
+    }
+}
+
+/// A list argument: NULL stays None; a NULL element is refused.
+fn names(argument: &'static str, list: Option<Vec<Option<String>>>) -> Result<Option<Vec<String>>, WatchError> {
+    list.map(|items| items.into_iter().map(|item| item.ok_or(WatchError::NullElement(argument))).collect())
+        .transpose()
+}
+
 /// A table that may be watched, with the facts the DDL needs.
-struct WatchedTable {
+pub struct WatchedTable {
     oid: pg_sys::Oid,
     schema: String,
     name: String,
@@ -69,26 +138,25 @@ impl WatchedTable {
         quote_qualified_identifier(self.schema.as_str(), self.name.as_str())
     }
 
-    /// Opens `oid` and checks that it is a table the current role owns.
-    fn open(oid: pg_sys::Oid) -> Result<(Self, PgRelation), WatchError> {
-        let display = relation_display_name(oid);
-        if unsafe {
-            !pg_sys::SearchSysCacheExists(
+    /// Opens `oid` and checks that it is a table the current role owns. The returned
+    /// relation holds the lock that keeps it so until the end of the transaction.
+    pub fn open(oid: pg_sys::Oid) -> Result<(Self, PgRelation), WatchError> {
+        let display = table_display_name(oid);
+        let exists = unsafe {
+            pg_sys::SearchSysCacheExists(
                 pg_sys::SysCacheIdentifier::RELOID as i32,
                 oid.into(),
                 0.into(),
                 0.into(),
                 0.into(),
             )
-        } {
+        };
+        if !exists {
             return Err(WatchError::UnknownRelation { relation: display });
         }
         let kind = unsafe { pg_sys::get_rel_relkind(oid) } as u8;
         if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {
-            return Err(WatchError::NotATable {
-                relation: display,
-                kind: relkind_name(kind),
-            });
+            return Err(WatchError::NotATable { relation: display, kind: relkind_name(kind) });
         }
         if unsafe { !pg_sys::pg_class_ownercheck(oid, pg_sys::GetUserId()) } {
             return Err(WatchError::NotOwner { table: display });
@@ -105,6 +173,43 @@ impl WatchedTable {
         Ok((table, relation))
     }
 
+    /// Checks every column the spec names, the key, the options and the channel.
+    pub fn check_spec(&self, spec: &WatchSpec) -> Result<(), WatchError> {
+        if spec.columns.is_empty() {
+            return Err(WatchError::EmptyList("cols"));
+        }
+        for (role, names) in [("key", &spec.key), ("include", &spec.include)] {
+            if names.as_ref().is_some_and(Vec::is_empty) {
+                return Err(WatchError::EmptyList(role));
+            }
+        }
+        if spec.include.is_some() && spec.exclude.is_some() {
+            return Err(WatchError::ConflictingOptions("include", "exclude"));
+        }
+        for (_, column) in spec.mentioned_columns() {
+            self.check_column(column)?;
+        }
+        if let Some(duplicate) = first_duplicate(&spec.columns) {
+            return Err(WatchError::DuplicateColumn { column: duplicate.to_owned() });
+        }
+        if spec.key.is_none() {
+            let relation = unsafe {
+                PgRelation::with_lock(self.oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE)
+            };
+            if unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty() {
+                return Err(WatchError::NoPrimaryKey { table: self.qualified() });
+            }
+        }
+        match notify::check_channel(&spec.channel) {
+            Ok(()) => Ok(()),
+            Err(ChannelProblem::Empty) => Err(WatchError::EmptyChannel),
+            Err(ChannelProblem::TooLong) => Err(WatchError::ChannelTooLong {
+                channel: spec.channel.clone(),
+                bytes: spec.channel.len(),
+            }),
+        }
+    }
+
     /// Checks that `column` is a user column of the table.
     fn check_column(&self, column: &str) -> Result<(), WatchError> {
         let name = std::ffi::CString::new(column).map_err(|_| self.unknown_column(column))?;
@@ -112,58 +217,33 @@ impl WatchedTable {
         if attnum == pg_sys::InvalidAttrNumber as i16 {
             Err(self.unknown_column(column))
         } else if attnum < 0 {
-            Err(WatchError::SystemColumn {
-                column: column.to_owned(),
-            })
+            Err(WatchError::SystemColumn { column: column.to_owned() })
         } else {
             Ok(())
         }
     }
 
     fn unknown_column(&self, column: &str) -> WatchError {
-        WatchError::UnknownColumn {
-            table: self.qualified(),
-            column: column.to_owned(),
-        }
+        WatchError::UnknownColumn { table: self.qualified(), column: column.to_owned() }
     }
 }
 
-fn install_watch(
-    table_oid: pg_sys::Oid,
-    columns: &[String],
-    channel: Option<&str>,
-) -> Result<String, WatchError> {
-    let (table, relation) = WatchedTable::open(table_oid)?;
-    for column in columns {
-        table.check_column(column)?;
-    }
-    if unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty() {
-        return Err(WatchError::NoPrimaryKey {
-            table: table.qualified(),
-        });
-    }
-    let channel = match channel {
-        Some(channel) => channel.to_owned(),
-        None => format!("{}_{}_changed", table.name, columns.join("_")),
-    };
-    match notify::check_channel(&channel) {
-        Ok(()) => {}
-        Err(ChannelProblem::Empty) => return Err(WatchError::EmptyChannel),
-        Err(ChannelProblem::TooLong) => {
-            let bytes = channel.len();
-            return Err(WatchError::ChannelTooLong { channel, bytes });
-        }
-    }
+fn first_duplicate(names: &[String]) -> Option<&str> {
+    names
+        .iter()
+        .enumerate()
+        .find(|(at, name)| names[..*at].contains(name))
+        .map(|(_, name)| name.as_str())
+}
 
-    let trigger = trigger_name_for(columns);
-    let arguments: Vec<String> = std::iter::once(&channel)
-        .chain(columns)
-        .map(quote_literal)
-        .collect();
+/// Creates or replaces the trigger `trigger` for `spec` and records the watch.
+pub fn install(table: &WatchedTable, spec: &WatchSpec, events: Events, trigger: &str) -> Result<(), WatchError> {
+    let arguments: Vec<String> = spec.to_arguments().iter().map(quote_literal).collect();
     let ddl = format!(
-        "CREATE OR REPLACE TRIGGER {trigger} AFTER UPDATE ON {table} FOR EACH ROW \
+        "CREATE OR REPLACE TRIGGER {trigger} AFTER {events} ON {table} FOR EACH ROW \
          EXECUTE FUNCTION {function}({arguments})",
-        trigger = quote_identifier(&trigger),
+        trigger = quote_identifier(trigger),
+        events = events.sql(),
         table = table.qualified(),
         function = trigger_function_name(),
         arguments = arguments.join(", "),
@@ -171,25 +251,30 @@ fn install_watch(
     Spi::run(&ddl).expect("creating the watch trigger");
     Spi::run_with_args(
         "DELETE FROM column_notify.watches WHERE table_name = $1::oid AND trigger_name = $2",
-        &[table.oid.into(), trigger.as_str().into()],
+        &[table.oid.into(), trigger.into()],
     )
     .expect("replacing the catalog row");
     Spi::run_with_args(
-        "INSERT INTO column_notify.watches (table_name, columns, channel, trigger_name) \
-         VALUES ($1::oid, $2::name[], $3, $4)",
+        "INSERT INTO column_notify.watches
+           (table_name, columns, channel, trigger_name, events, key_columns, include_columns, exclude_columns)
+         VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[])",
         &[
             table.oid.into(),
-            columns.to_vec().into(),
-            channel.as_str().into(),
-            trigger.as_str().into(),
+            spec.columns.clone().into(),
+            spec.channel.as_str().into(),
+            trigger.into(),
+            events.names().into(),
+            spec.key.clone().into(),
+            spec.include.clone().into(),
+            spec.exclude.clone().into(),
         ],
     )
     .expect("recording the watch");
-    Ok(channel)
+    Ok(())
 }
 
 fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchError> {
-    let (table, _relation) = WatchedTable::open(table_oid)?;
+    let (table, _lock) = WatchedTable::open(table_oid)?;
     table.check_column(column)?;
     let triggers: Vec<String> = Spi::connect_mut(|client| {
         client
@@ -204,20 +289,17 @@ fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchErr
     })
     .expect("removing the catalog rows");
     for trigger in &triggers {
-        Spi::run(&format!(
-            "DROP TRIGGER IF EXISTS {} ON {}",
-            quote_identifier(trigger),
-            table.qualified()
-        ))
-        .expect("dropping the watch trigger");
+        drop_trigger(&table, trigger);
     }
     if triggers.is_empty() {
-        pgrx::notice!(
-            "column \"{column}\" of {} is not watched",
-            table.qualified()
-        );
+        pgrx::notice!("column \"{column}\" of {} is not watched", table.qualified());
     }
     Ok(!triggers.is_empty())
+}
+
+pub fn drop_trigger(table: &WatchedTable, trigger: &str) {
+    Spi::run(&format!("DROP TRIGGER IF EXISTS {} ON {}", quote_identifier(trigger), table.qualified()))
+        .expect("dropping the watch trigger");
 }
 
 /// `schema.notify_column_changed`, in the schema the extension was installed in.
@@ -230,17 +312,6 @@ fn trigger_function_name() -> String {
     .expect("looking up the extension's schema")
     .expect("the extension is installed");
     quote_qualified_identifier(schema.as_str(), "notify_column_changed")
-}
-
-fn relation_display_name(oid: pg_sys::Oid) -> String {
-    let name = unsafe { pg_sys::get_rel_name(oid) };
-    if name.is_null() {
-        format!("with OID {}", u32::from(oid))
-    } else {
-        unsafe { CStr::from_ptr(name) }
-            .to_string_lossy()
-            .into_owned()
-    }
 }
 
 fn relkind_name(kind: u8) -> &'static str {
@@ -341,7 +412,7 @@ mod tests {
     }
 
     #[pg_test(
-        error = "notify_column_changed() needs a channel and at least one column as trigger arguments"
+        error = "notify_column_changed() has bad trigger arguments: a channel and at least one column are required"
     )]
     fn trigger_without_arguments_is_a_protocol_error() {
         setup();

@@ -1,0 +1,113 @@
+//! Reading and pruning the catalog of watches (`column_notify.watches`) for the event
+//! triggers; `watch.rs` writes it when watches are installed.
+
+use std::ffi::CStr;
+
+use pgrx::prelude::*;
+
+use crate::events::Events;
+use crate::watch::{drop_trigger, WatchedTable};
+use crate::watch_spec::WatchSpec;
+
+/// A watch as the catalog records it.
+#[derive(Debug, Clone)]
+pub struct StoredWatch {
+    pub trigger: String,
+    pub spec: WatchSpec,
+    pub events: Events,
+}
+
+impl StoredWatch {
+    /// True when `column` plays any part in the watch.
+    pub fn mentions(&self, column: &str) -> bool {
+        self.spec.mentioned_columns().iter().any(|(_, name)| *name == column)
+    }
+
+    /// The same watch with `old` called `new` wherever it appears.
+    pub fn with_column_renamed(&self, old: &str, new: &str) -> StoredWatch {
+        self.map_names(|name| Some(if name == old { new.to_owned() } else { name.to_owned() }))
+    }
+
+    /// The same watch without `column` (an emptied list makes the watch invalid, and the
+    /// caller removes it).
+    pub fn without_column(&self, column: &str) -> StoredWatch {
+        self.map_names(|name| (name != column).then(|| name.to_owned()))
+    }
+
+    fn map_names(&self, rename: impl Fn(&str) -> Option<String>) -> StoredWatch {
+        let list = |names: &[String]| names.iter().filter_map(|name| rename(name)).collect::<Vec<_>>();
+        let spec = &self.spec;
+        StoredWatch {
+            trigger: self.trigger.clone(),
+            events: self.events,
+            spec: WatchSpec {
+                channel: spec.channel.clone(),
+                columns: list(&spec.columns),
+                key: spec.key.as_deref().map(list),
+                include: spec.include.as_deref().map(list),
+                exclude: spec.exclude.as_deref().map(list),
+            },
+        }
+    }
+}
+
+/// The watches recorded for `table`.
+pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT trigger_name::text, channel, columns::text[], events,
+                        key_columns::text[], include_columns::text[], exclude_columns::text[]
+                 FROM column_notify.watches WHERE table_name = $1::oid ORDER BY trigger_name",
+                None,
+                &[table.into()],
+            )?
+            .map(|row| {
+                let events: Vec<String> = row.get(4)?.unwrap_or_default();
+                Ok(StoredWatch {
+                    trigger: row.get(1)?.unwrap_or_default(),
+                    spec: WatchSpec {
+                        channel: row.get(2)?.unwrap_or_default(),
+                        columns: row.get(3)?.unwrap_or_default(),
+                        key: row.get(5)?,
+                        include: row.get(6)?,
+                        exclude: row.get(7)?,
+                    },
+                    events: Events::from_names(&events).unwrap_or_default(),
+                })
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .expect("reading the catalog of watches")
+}
+
+/// Forgets every watch of a dropped table (its triggers went with it).
+pub fn forget_table(table: pg_sys::Oid) {
+    Spi::run_with_args("DELETE FROM column_notify.watches WHERE table_name = $1::oid", &[table.into()])
+        .expect("forgetting the watches of a dropped table");
+}
+
+/// Removes one watch: its trigger, when the table is still there, and its catalog row.
+pub fn forget_watch(table_oid: pg_sys::Oid, trigger: &str) {
+    if let Ok((table, _lock)) = WatchedTable::open(table_oid) {
+        drop_trigger(&table, trigger);
+    }
+    Spi::run_with_args(
+        "DELETE FROM column_notify.watches WHERE table_name = $1::oid AND trigger_name = $2",
+        &[table_oid.into(), trigger.into()],
+    )
+    .expect("forgetting a watch");
+}
+
+pub fn table_exists(table: pg_sys::Oid) -> bool {
+    !unsafe { pg_sys::get_rel_name(table) }.is_null()
+}
+
+pub fn table_display_name(table: pg_sys::Oid) -> String {
+    let name = unsafe { pg_sys::get_rel_name(table) };
+    if name.is_null() {
+        format!("with OID {}", u32::from(table))
+    } else {
+        unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+    }
+}

@@ -1,0 +1,125 @@
+//! Event triggers that keep watches in step with the schema: a renamed column is renamed in
+//! its watches (whose triggers name columns), a dropped column leaves its watches, and a
+//! dropped table takes its watches out of the catalog. A problem here never fails the
+//! user's DDL: a watch that cannot follow is removed with a WARNING.
+
+use std::ffi::CStr;
+
+use pgrx::prelude::*;
+use pgrx::{pg_guard, pg_sys};
+
+use crate::catalog::{self, StoredWatch};
+use crate::watch::{self, WatchedTable};
+
+crate::function_info::v1_function_info!(pg_finfo_column_notify_follow_renames);
+crate::function_info::v1_function_info!(pg_finfo_column_notify_forget_dropped);
+
+/// `ddl_command_end` for ALTER TABLE: follows `RENAME COLUMN old TO new`.
+///
+/// # Safety
+/// Called by PostgreSQL's event trigger machinery only.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn column_notify_follow_renames(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        let tree = event_trigger_data(fcinfo).parsetree;
+        if tree.is_null() || (*tree).type_ != pg_sys::NodeTag::T_RenameStmt {
+            return pg_sys::Datum::from(0);
+        }
+        let rename = &*(tree as *const pg_sys::RenameStmt);
+        if rename.renameType != pg_sys::ObjectType::OBJECT_COLUMN || rename.relation.is_null() {
+            return pg_sys::Datum::from(0);
+        }
+        let table = pg_sys::RangeVarGetRelidExtended(
+            rename.relation,
+            pg_sys::NoLock as pg_sys::LOCKMODE,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        );
+        let old = CStr::from_ptr(rename.subname).to_string_lossy();
+        let new = CStr::from_ptr(rename.newname).to_string_lossy();
+        if table != pg_sys::InvalidOid {
+            for stored in catalog::watches_of(table) {
+                if stored.mentions(&old) {
+                    let renamed = stored.with_column_renamed(&old, &new);
+                    reinstall_or_forget(table, &stored, renamed);
+                }
+            }
+        }
+    }
+    pg_sys::Datum::from(0)
+}
+
+/// `sql_drop`: forgets the watches of dropped tables and the dropped columns of watches.
+///
+/// # Safety
+/// Called by PostgreSQL's event trigger machinery only.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { event_trigger_data(fcinfo) };
+    let dropped: Vec<(String, pg_sys::Oid, Option<String>)> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT object_type, objid, address_names[3] FROM pg_catalog.pg_event_trigger_dropped_objects() \
+                 WHERE object_type IN ('table', 'table column') ORDER BY object_type",
+                None,
+                &[],
+            )?
+            .map(|row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<pg_sys::Oid>(2)?.unwrap_or_default(), row.get::<String>(3)?)))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .expect("reading the dropped objects");
+    // 'table' sorts before 'table column': watches of dropped tables go first.
+    for (kind, table, column) in dropped {
+        match (kind.as_str(), column) {
+            ("table", _) => catalog::forget_table(table),
+            ("table column", Some(column)) => {
+                if !catalog::table_exists(table) {
+                    continue;
+                }
+                for stored in catalog::watches_of(table) {
+                    if stored.mentions(&column) {
+                        let remaining = stored.without_column(&column);
+                        reinstall_or_forget(table, &stored, remaining);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    pg_sys::Datum::from(0)
+}
+
+/// Installs `changed` in place of `stored`, under the same trigger name; when the watch no
+/// longer makes sense (no column left, key gone), removes it and says so.
+fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: StoredWatch) {
+    let outcome = WatchedTable::open(table_oid).and_then(|(table, _lock)| {
+        table.check_spec(&changed.spec)?;
+        watch::install(&table, &changed.spec, changed.events, &stored.trigger)?;
+        Ok(())
+    });
+    if let Err(reason) = outcome {
+        pgrx::warning!(
+            "pg_column_notify: removed watch {} of table {}: {reason}",
+            stored.trigger,
+            catalog::table_display_name(table_oid)
+        );
+        catalog::forget_watch(table_oid, &stored.trigger);
+    }
+}
+
+unsafe fn event_trigger_data<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a pg_sys::EventTriggerData {
+    unsafe {
+        let context = (*fcinfo).context;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
+            pgrx::error!("pg_column_notify: not called by an event trigger");
+        }
+        &*(context as *const pg_sys::EventTriggerData)
+    }
+}
