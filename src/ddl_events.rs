@@ -84,8 +84,18 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
                     continue;
                 }
                 for stored in catalog::watches_of(table) {
-                    if stored.mentions(&column) {
-                        let remaining = stored.without_column(&column);
+                    if !stored.mentions(&column) {
+                        continue;
+                    }
+                    let remaining = stored.without_column(&column);
+                    if remaining.spec.columns.is_empty() {
+                        pgrx::notice!(
+                            "pg_column_notify: removed watch {} of table {}: its last watched column \"{column}\" was dropped",
+                            stored.trigger,
+                            catalog::table_display_name(table)
+                        );
+                        catalog::forget_watch(table, &stored.trigger);
+                    } else {
                         reinstall_or_forget(table, &stored, remaining);
                     }
                 }

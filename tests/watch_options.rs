@@ -1,0 +1,263 @@
+//! watch_columns and the options of a watch, over real connections: several columns,
+//! events, keys, types without `=`, payload shaping, oversize rows, refusals and quoting.
+
+use integration_tests::{sqlstate, Listener, TestDatabase};
+use serde_json::json;
+
+async fn database_with(name: &str, schema: &str) -> TestDatabase {
+    let db = TestDatabase::create(name).await;
+    db.client.batch_execute(schema).await.expect("schema");
+    db
+}
+
+async fn watch_and_listen(db: &TestDatabase, watch: &str, channel: &str) -> Listener {
+    db.client.batch_execute(watch).await.expect("watch");
+    db.listen(channel).await
+}
+
+#[tokio::test]
+async fn several_columns_one_trigger_says_which_changed() {
+    let db = database_with(
+        "several_columns",
+        "CREATE TABLE a (id int PRIMARY KEY, status text, due date, note text);
+         INSERT INTO a VALUES (1, 'open', '2024-01-01', 'x');",
+    )
+    .await;
+    let mut listener =
+        watch_and_listen(&db, "SELECT watch_columns('a', '{status,due}', 'a_changed')", "a_changed").await;
+    let triggers: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'a'::regclass", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 1);
+
+    db.client.batch_execute("UPDATE a SET note = 'y'").await.unwrap();
+    listener.assert_silent().await;
+    db.client.batch_execute("UPDATE a SET due = '2024-02-01'").await.unwrap();
+    assert_eq!(listener.next().await.payload["changed"], json!(["due"]));
+    db.client.batch_execute("UPDATE a SET status = 'done', due = NULL").await.unwrap();
+    assert_eq!(listener.next().await.payload["changed"], json!(["status", "due"]));
+}
+
+#[tokio::test]
+async fn insert_and_delete_on_request() {
+    let db = database_with("events", "CREATE TABLE e (id int PRIMARY KEY, state text)").await;
+    let mut listener = watch_and_listen(
+        &db,
+        "SELECT watch_column('e', 'state', 'e', events => '{insert,update,delete}')",
+        "e",
+    )
+    .await;
+    db.client
+        .batch_execute(
+            "INSERT INTO e VALUES (1, 'new');
+             UPDATE e SET state = 'done';
+             DELETE FROM e;",
+        )
+        .await
+        .unwrap();
+    let insert = listener.next().await.payload;
+    assert_eq!((insert["op"].clone(), insert["old"].clone()), (json!("INSERT"), json!(null)));
+    assert_eq!(insert["new"], json!({"id": 1, "state": "new"}));
+    assert_eq!(listener.next().await.payload["op"], json!("UPDATE"));
+    let delete = listener.next().await.payload;
+    assert_eq!((delete["op"].clone(), delete["new"].clone()), (json!("DELETE"), json!(null)));
+    assert_eq!(delete["old"], json!({"id": 1, "state": "done"}));
+
+    // The default is update only.
+    db.client.batch_execute("SELECT watch_column('e', 'state', 'e')").await.unwrap();
+    db.client.batch_execute("INSERT INTO e VALUES (2, 'x'); DELETE FROM e;").await.unwrap();
+    listener.assert_silent().await;
+}
+
+#[tokio::test]
+async fn explicit_key_and_changed_keys() {
+    let db = database_with(
+        "keys",
+        "CREATE TABLE no_pk (code text UNIQUE NOT NULL, state text);
+         INSERT INTO no_pk VALUES ('A1', 'x');
+         CREATE TABLE pk (id int PRIMARY KEY, state text);
+         INSERT INTO pk VALUES (1, 'x');",
+    )
+    .await;
+    let error = db.client.batch_execute("SELECT watch_column('no_pk', 'state')").await.unwrap_err();
+    assert_eq!(sqlstate(&error), "55000");
+
+    let mut listener =
+        watch_and_listen(&db, "SELECT watch_column('no_pk', 'state', 'k', key => '{code}')", "k").await;
+    db.client.batch_execute("UPDATE no_pk SET state = 'y'").await.unwrap();
+    assert_eq!(listener.next().await.payload["id"], json!("A1"));
+
+    db.client.batch_execute("SELECT watch_columns('pk', '{id,state}', 'k')").await.unwrap();
+    db.client.batch_execute("UPDATE pk SET id = 2").await.unwrap();
+    let payload = listener.next().await.payload;
+    assert_eq!((payload["id"].clone(), payload["new_id"].clone()), (json!(1), json!(2)));
+    db.client.batch_execute("UPDATE pk SET state = 'z'").await.unwrap();
+    assert!(listener.next().await.payload.get("new_id").is_none(), "new_id only when the key changed");
+}
+
+#[tokio::test]
+async fn types_without_equality_compare_by_value() {
+    let db = database_with(
+        "no_equality",
+        "CREATE TABLE t (id int PRIMARY KEY, j json, p point, x xml);
+         INSERT INTO t VALUES (1, '{\"a\": 1}', '(1,2)', '<a/>');",
+    )
+    .await;
+    let mut listener = watch_and_listen(&db, "SELECT watch_columns('t', '{j,p,x}', 't')", "t").await;
+    db.client
+        .batch_execute("UPDATE t SET j = '{\"a\": 1}', p = '(1,2)', x = '<a/>'")
+        .await
+        .unwrap();
+    listener.assert_silent().await;
+    db.client.batch_execute("UPDATE t SET p = '(3,4)'").await.unwrap();
+    let payload = listener.next().await.payload;
+    assert_eq!(payload["changed"], json!(["p"]));
+    assert_eq!(payload["new"]["p"], json!("(3,4)"));
+    db.client.batch_execute("UPDATE t SET j = NULL").await.unwrap();
+    assert_eq!(listener.next().await.payload["changed"], json!(["j"]));
+}
+
+#[tokio::test]
+async fn payload_shaping_includes_or_excludes_columns() {
+    let db = database_with(
+        "shaping",
+        "CREATE TABLE users (id int PRIMARY KEY, email text, plan text, password_hash text);
+         INSERT INTO users VALUES (1, 'a@example.com', 'free', 'secret-hash');",
+    )
+    .await;
+    let mut hidden = watch_and_listen(
+        &db,
+        "SELECT watch_columns('users', '{plan,password_hash}', 'hidden', exclude => '{password_hash}')",
+        "hidden",
+    )
+    .await;
+    db.client.batch_execute("UPDATE users SET password_hash = 'new-hash'").await.unwrap();
+    let received = hidden.next().await;
+    assert_eq!(received.payload["changed"], json!(["password_hash"]));
+    assert_eq!(received.payload["new"], json!({"id": 1, "email": "a@example.com", "plan": "free"}));
+    assert!(!received.raw.contains("hash\":\""), "no hash value in {}", received.raw);
+
+    db.client.batch_execute("SELECT unwatch_column('users', 'plan')").await.unwrap();
+    let mut shown = watch_and_listen(
+        &db,
+        "SELECT watch_column('users', 'plan', 'shown', include => '{plan,id}')",
+        "shown",
+    )
+    .await;
+    db.client.batch_execute("UPDATE users SET plan = 'pro'").await.unwrap();
+    let payload = shown.next().await.payload;
+    assert_eq!(payload["old"], json!({"id": 1, "plan": "free"}), "table order, only included");
+    assert_eq!(payload["new"], json!({"id": 1, "plan": "pro"}));
+}
+
+#[tokio::test]
+async fn oversize_rows_send_a_reduced_payload_and_the_write_commits() {
+    let db = database_with(
+        "oversize",
+        "CREATE TABLE docs (id int PRIMARY KEY, state text, body text);
+         INSERT INTO docs VALUES (1, 'draft', repeat('x', 20000));
+         CREATE TABLE big_keys (k text PRIMARY KEY, state text);
+         INSERT INTO big_keys VALUES (repeat('k', 9000), 'a');",
+    )
+    .await;
+    let mut listener = watch_and_listen(
+        &db,
+        "SELECT watch_column('docs', 'state', 'big'); SELECT watch_column('big_keys', 'state', 'big');",
+        "big",
+    )
+    .await;
+    db.client.batch_execute("UPDATE docs SET state = 'published'").await.unwrap();
+    let received = listener.next().await;
+    assert!(received.raw.len() < 8000);
+    assert_eq!(received.payload["truncated"], json!(true));
+    assert_eq!(received.payload["id"], json!(1));
+    assert_eq!(received.payload["changed"], json!(["state"]));
+    assert!(received.payload.get("old").is_none() && received.payload.get("new").is_none());
+
+    db.client.batch_execute("UPDATE big_keys SET state = 'b'").await.unwrap();
+    let received = listener.next().await;
+    assert_eq!(received.payload["truncated"], json!(true));
+    assert_eq!(received.payload["table"], json!("big_keys"));
+    assert!(received.payload.get("id").is_none(), "a key this large cannot be sent");
+
+    let states: Vec<String> = db
+        .client
+        .query("SELECT state FROM docs UNION ALL SELECT state FROM big_keys", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(states, ["published", "b"], "both writes committed");
+}
+
+#[tokio::test]
+async fn option_refusals_have_their_sqlstate_and_leave_nothing() {
+    let db = database_with(
+        "option_refusals",
+        "CREATE TABLE t (id int PRIMARY KEY, a int, b int);
+         ALTER TABLE t DROP COLUMN b;",
+    )
+    .await;
+    let refusals = [
+        ("SELECT watch_column('t', 'b')", "42703"),
+        ("SELECT watch_column('t', 'xmin')", "0A000"),
+        ("SELECT watch_columns('t', '{}')", "22023"),
+        ("SELECT watch_columns('t', '{a,a}')", "42701"),
+        ("SELECT watch_columns('t', ARRAY['a', NULL]::name[])", "22004"),
+        ("SELECT watch_column('t', 'a', events => '{upsert}')", "22023"),
+        ("SELECT watch_column('t', 'a', events => '{}')", "22023"),
+        ("SELECT watch_column('t', 'a', events => NULL)", "22004"),
+        ("SELECT watch_column('t', 'a', key => '{nope}')", "42703"),
+        ("SELECT watch_column('t', 'a', key => '{}')", "22023"),
+        ("SELECT watch_column('t', 'a', include => '{a}', exclude => '{id}')", "22023"),
+        ("SELECT watch_column('t', 'a', exclude => '{nope}')", "42703"),
+    ];
+    for (statement, expected) in refusals {
+        let error = db.client.batch_execute(statement).await.unwrap_err();
+        assert_eq!(sqlstate(&error), expected, "{statement}");
+    }
+    let left: i64 = db
+        .client
+        .query_one(
+            "SELECT (SELECT count(*) FROM column_watches) + (SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "no trigger and no catalog row left behind");
+}
+
+#[tokio::test]
+async fn injection_through_every_name_is_inert() {
+    let db = database_with(
+        "injection_names",
+        r#"CREATE TABLE victim (id int PRIMARY KEY, "a'); DROP TABLE victim; --" int, "b"")--" int);
+           INSERT INTO victim VALUES (1, 1, 1);"#,
+    )
+    .await;
+    let channel = "c'); DROP TABLE victim; --";
+    let mut listener = watch_and_listen(
+        &db,
+        &format!(
+            r#"SELECT watch_columns('victim', ARRAY['a''); DROP TABLE victim; --', 'b")--'],
+                                    '{}', key => '{{id}}', exclude => ARRAY['b")--'])"#,
+            channel.replace('\'', "''")
+        ),
+        channel,
+    )
+    .await;
+    db.client
+        .batch_execute(r#"UPDATE victim SET "a'); DROP TABLE victim; --" = 2"#)
+        .await
+        .unwrap();
+    let payload = listener.next().await.payload;
+    assert_eq!(payload["changed"], json!(["a'); DROP TABLE victim; --"]));
+    assert_eq!(payload["new"], json!({"id": 1, "a'); DROP TABLE victim; --": 2}));
+    let rows: i64 = db.client.query_one("SELECT count(*) FROM victim", &[]).await.unwrap().get(0);
+    assert_eq!(rows, 1, "the table survived");
+}
