@@ -20,12 +20,21 @@ pub struct StoredWatch {
 impl StoredWatch {
     /// True when `column` plays any part in the watch.
     pub fn mentions(&self, column: &str) -> bool {
-        self.spec.mentioned_columns().iter().any(|(_, name)| *name == column)
+        self.spec
+            .mentioned_columns()
+            .iter()
+            .any(|(_, name)| *name == column)
     }
 
     /// The same watch with `old` called `new` wherever it appears.
     pub fn with_column_renamed(&self, old: &str, new: &str) -> StoredWatch {
-        self.map_names(|name| Some(if name == old { new.to_owned() } else { name.to_owned() }))
+        self.map_names(|name| {
+            Some(if name == old {
+                new.to_owned()
+            } else {
+                name.to_owned()
+            })
+        })
     }
 
     /// The same watch without `column` (an emptied list makes the watch invalid, and the
@@ -35,7 +44,12 @@ impl StoredWatch {
     }
 
     fn map_names(&self, rename: impl Fn(&str) -> Option<String>) -> StoredWatch {
-        let list = |names: &[String]| names.iter().filter_map(|name| rename(name)).collect::<Vec<_>>();
+        let list = |names: &[String]| {
+            names
+                .iter()
+                .filter_map(|name| rename(name))
+                .collect::<Vec<_>>()
+        };
         let spec = &self.spec;
         StoredWatch {
             trigger: self.trigger.clone(),
@@ -49,6 +63,58 @@ impl StoredWatch {
             },
         }
     }
+}
+
+/// The shape of `column_notify.watches` in the installed version of the extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogLayout {
+    Current,
+    /// 0.1.0 had no options columns; its `watch_column` still runs against this library
+    /// until the database is updated.
+    Release0_1,
+}
+
+/// Records (or replaces) the catalog row of a watch.
+pub fn record(
+    table: pg_sys::Oid,
+    spec: &WatchSpec,
+    events: Events,
+    trigger: &str,
+    layout: CatalogLayout,
+) {
+    Spi::run_with_args(
+        "DELETE FROM column_notify.watches WHERE table_name = $1::oid AND trigger_name = $2",
+        &[table.into(), trigger.into()],
+    )
+    .expect("replacing the catalog row");
+    let common = [
+        table.into(),
+        spec.columns.clone().into(),
+        spec.channel.as_str().into(),
+        trigger.into(),
+    ];
+    let result = match layout {
+        CatalogLayout::Release0_1 => Spi::run_with_args(
+            "INSERT INTO column_notify.watches (table_name, columns, channel, trigger_name)
+             VALUES ($1::oid, $2::name[], $3, $4)",
+            &common,
+        ),
+        CatalogLayout::Current => {
+            let options = [
+                events.names().into(),
+                spec.key.clone().into(),
+                spec.include.clone().into(),
+                spec.exclude.clone().into(),
+            ];
+            Spi::run_with_args(
+                "INSERT INTO column_notify.watches
+                   (table_name, columns, channel, trigger_name, events, key_columns, include_columns, exclude_columns)
+                 VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[])",
+                &common.into_iter().chain(options).collect::<Vec<_>>(),
+            )
+        }
+    };
+    result.expect("recording the watch");
 }
 
 /// The watches recorded for `table`.
@@ -83,8 +149,11 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
 
 /// Forgets every watch of a dropped table (its triggers went with it).
 pub fn forget_table(table: pg_sys::Oid) {
-    Spi::run_with_args("DELETE FROM column_notify.watches WHERE table_name = $1::oid", &[table.into()])
-        .expect("forgetting the watches of a dropped table");
+    Spi::run_with_args(
+        "DELETE FROM column_notify.watches WHERE table_name = $1::oid",
+        &[table.into()],
+    )
+    .expect("forgetting the watches of a dropped table");
 }
 
 /// Removes one watch: its trigger, when the table is still there, and its catalog row.
@@ -108,6 +177,8 @@ pub fn table_display_name(table: pg_sys::Oid) -> String {
     if name.is_null() {
         format!("with OID {}", u32::from(table))
     } else {
-        unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
     }
 }

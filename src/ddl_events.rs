@@ -8,7 +8,7 @@ use std::ffi::CStr;
 use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys};
 
-use crate::catalog::{self, StoredWatch};
+use crate::catalog::{self, CatalogLayout, StoredWatch};
 use crate::watch::{self, WatchedTable};
 
 crate::function_info::v1_function_info!(pg_finfo_column_notify_follow_renames);
@@ -111,7 +111,13 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
 fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: StoredWatch) {
     let outcome = WatchedTable::open(table_oid).and_then(|(table, _lock)| {
         table.check_spec(&changed.spec)?;
-        watch::install(&table, &changed.spec, changed.events, &stored.trigger)?;
+        watch::install(
+            &table,
+            &changed.spec,
+            changed.events,
+            &stored.trigger,
+            CatalogLayout::Current,
+        )?;
         Ok(())
     });
     if let Err(reason) = outcome {

@@ -18,7 +18,11 @@ impl Events {
                 "insert" => events.insert = true,
                 "update" => events.update = true,
                 "delete" => events.delete = true,
-                _ => return Err(WatchError::UnknownEvent { event: name.clone() }),
+                _ => {
+                    return Err(WatchError::UnknownEvent {
+                        event: name.clone(),
+                    })
+                }
             }
         }
         if events == Events::default() {
@@ -28,15 +32,22 @@ impl Events {
     }
 
     fn selected(self) -> impl Iterator<Item = &'static str> {
-        [("insert", self.insert), ("update", self.update), ("delete", self.delete)]
-            .into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(name, _)| name)
+        [
+            ("insert", self.insert),
+            ("update", self.update),
+            ("delete", self.delete),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| name)
     }
 
     /// `INSERT OR UPDATE ...`, for CREATE TRIGGER.
     pub fn sql(self) -> String {
-        self.selected().map(str::to_ascii_uppercase).collect::<Vec<_>>().join(" OR ")
+        self.selected()
+            .map(str::to_ascii_uppercase)
+            .collect::<Vec<_>>()
+            .join(" OR ")
     }
 
     /// The lower-case names, in a fixed order, for the catalog.

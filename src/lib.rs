@@ -3,8 +3,8 @@
 
 mod catalog;
 mod change_detection;
-mod ddl_events;
 mod datum_image;
+mod ddl_events;
 mod errors;
 mod events;
 mod function_info;
@@ -25,7 +25,11 @@ mod watch_spec;
 ::pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
-pgrx::extension_sql_file!("../sql/api.sql", name = "api", requires = [watch::install_watch]);
+pgrx::extension_sql_file!(
+    "../sql/api.sql",
+    name = "api",
+    requires = [watch::install_watch]
+);
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -151,7 +151,10 @@ impl TriggerPlan {
         };
         let watched = positions_of(&spec.columns)
             .into_iter()
-            .map(|column| WatchedColumn { column, equality: equality_of(&columns[column]) })
+            .map(|column| WatchedColumn {
+                column,
+                equality: equality_of(&columns[column]),
+            })
             .collect::<Vec<_>>();
 
         let key: Vec<usize> = match &spec.key {
@@ -170,7 +173,9 @@ impl TriggerPlan {
             }
             (None, Some(names)) => {
                 let excluded = positions_of(names);
-                (0..columns.len()).filter(|position| !excluded.contains(position)).collect()
+                (0..columns.len())
+                    .filter(|position| !excluded.contains(position))
+                    .collect()
             }
             (None, None) => (0..columns.len()).collect(),
         };
@@ -242,6 +247,10 @@ impl TriggerPlan {
 
 unsafe fn trigger_arguments(trigger: &pg_sys::Trigger) -> Vec<String> {
     (0..usize::try_from(trigger.tgnargs).unwrap_or(0))
-        .map(|i| unsafe { CStr::from_ptr(*trigger.tgargs.add(i)) }.to_string_lossy().into_owned())
+        .map(|i| {
+            unsafe { CStr::from_ptr(*trigger.tgargs.add(i)) }
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect()
 }

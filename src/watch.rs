@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier};
 use pgrx::PgRelation;
 
-use crate::catalog::table_display_name;
+use crate::catalog::{self, table_display_name, CatalogLayout};
 use crate::errors::WatchError;
 use crate::events::Events;
 use crate::notify::{self, ChannelProblem};
@@ -31,7 +31,9 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
         include: None,
         exclude: None,
     };
-    request.install().unwrap_or_else(|error| error.report())
+    request
+        .install(CatalogLayout::Release0_1)
+        .unwrap_or_else(|error| error.report())
 }
 
 /// The implementation behind `watch_column` and `watch_columns` (SQL wrappers in
@@ -54,8 +56,18 @@ fn install_watch(
     include: Option<Vec<Option<String>>>,
     exclude: Option<Vec<Option<String>>>,
 ) -> String {
-    let request = WatchRequest { table: tbl, columns: cols, channel, events, key, include, exclude };
-    request.install().unwrap_or_else(|error| error.report())
+    let request = WatchRequest {
+        table: tbl,
+        columns: cols,
+        channel,
+        events,
+        key,
+        include,
+        exclude,
+    };
+    request
+        .install(CatalogLayout::Current)
+        .unwrap_or_else(|error| error.report())
 }
 
 /// Removes the watches of `tbl` that include `col`: their triggers and catalog rows.
@@ -92,10 +104,10 @@ pub struct WatchRequest {
 
 impl WatchRequest {
     /// Checks everything, then installs the watch under its usual trigger name.
-    pub fn install(self) -> Result<String, WatchError> {
+    pub fn install(self, layout: CatalogLayout) -> Result<String, WatchError> {
         let (table, spec, events) = self.check()?;
         let trigger = trigger_name_for(&spec.columns);
-        install(&table, &spec, events, &trigger)?;
+        install(&table, &spec, events, &trigger, layout)?;
         Ok(spec.channel)
     }
 
@@ -121,9 +133,17 @@ impl WatchRequest {
 }
 
 /// A list argument: NULL stays None; a NULL element is refused.
-fn names(argument: &'static str, list: Option<Vec<Option<String>>>) -> Result<Option<Vec<String>>, WatchError> {
-    list.map(|items| items.into_iter().map(|item| item.ok_or(WatchError::NullElement(argument))).collect())
-        .transpose()
+fn names(
+    argument: &'static str,
+    list: Option<Vec<Option<String>>>,
+) -> Result<Option<Vec<String>>, WatchError> {
+    list.map(|items| {
+        items
+            .into_iter()
+            .map(|item| item.ok_or(WatchError::NullElement(argument)))
+            .collect()
+    })
+    .transpose()
 }
 
 /// A table that may be watched, with the facts the DDL needs.
@@ -156,7 +176,10 @@ impl WatchedTable {
         }
         let kind = unsafe { pg_sys::get_rel_relkind(oid) } as u8;
         if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {
-            return Err(WatchError::NotATable { relation: display, kind: relkind_name(kind) });
+            return Err(WatchError::NotATable {
+                relation: display,
+                kind: relkind_name(kind),
+            });
         }
         if unsafe { !pg_sys::pg_class_ownercheck(oid, pg_sys::GetUserId()) } {
             return Err(WatchError::NotOwner { table: display });
@@ -190,14 +213,18 @@ impl WatchedTable {
             self.check_column(column)?;
         }
         if let Some(duplicate) = first_duplicate(&spec.columns) {
-            return Err(WatchError::DuplicateColumn { column: duplicate.to_owned() });
+            return Err(WatchError::DuplicateColumn {
+                column: duplicate.to_owned(),
+            });
         }
         if spec.key.is_none() {
             let relation = unsafe {
                 PgRelation::with_lock(self.oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE)
             };
             if unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty() {
-                return Err(WatchError::NoPrimaryKey { table: self.qualified() });
+                return Err(WatchError::NoPrimaryKey {
+                    table: self.qualified(),
+                });
             }
         }
         match notify::check_channel(&spec.channel) {
@@ -217,14 +244,19 @@ impl WatchedTable {
         if attnum == pg_sys::InvalidAttrNumber as i16 {
             Err(self.unknown_column(column))
         } else if attnum < 0 {
-            Err(WatchError::SystemColumn { column: column.to_owned() })
+            Err(WatchError::SystemColumn {
+                column: column.to_owned(),
+            })
         } else {
             Ok(())
         }
     }
 
     fn unknown_column(&self, column: &str) -> WatchError {
-        WatchError::UnknownColumn { table: self.qualified(), column: column.to_owned() }
+        WatchError::UnknownColumn {
+            table: self.qualified(),
+            column: column.to_owned(),
+        }
     }
 }
 
@@ -237,7 +269,13 @@ fn first_duplicate(names: &[String]) -> Option<&str> {
 }
 
 /// Creates or replaces the trigger `trigger` for `spec` and records the watch.
-pub fn install(table: &WatchedTable, spec: &WatchSpec, events: Events, trigger: &str) -> Result<(), WatchError> {
+pub fn install(
+    table: &WatchedTable,
+    spec: &WatchSpec,
+    events: Events,
+    trigger: &str,
+    layout: CatalogLayout,
+) -> Result<(), WatchError> {
     let arguments: Vec<String> = spec.to_arguments().iter().map(quote_literal).collect();
     let ddl = format!(
         "CREATE OR REPLACE TRIGGER {trigger} AFTER {events} ON {table} FOR EACH ROW \
@@ -249,27 +287,7 @@ pub fn install(table: &WatchedTable, spec: &WatchSpec, events: Events, trigger: 
         arguments = arguments.join(", "),
     );
     Spi::run(&ddl).expect("creating the watch trigger");
-    Spi::run_with_args(
-        "DELETE FROM column_notify.watches WHERE table_name = $1::oid AND trigger_name = $2",
-        &[table.oid.into(), trigger.into()],
-    )
-    .expect("replacing the catalog row");
-    Spi::run_with_args(
-        "INSERT INTO column_notify.watches
-           (table_name, columns, channel, trigger_name, events, key_columns, include_columns, exclude_columns)
-         VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[])",
-        &[
-            table.oid.into(),
-            spec.columns.clone().into(),
-            spec.channel.as_str().into(),
-            trigger.into(),
-            events.names().into(),
-            spec.key.clone().into(),
-            spec.include.clone().into(),
-            spec.exclude.clone().into(),
-        ],
-    )
-    .expect("recording the watch");
+    catalog::record(table.oid, spec, events, trigger, layout);
     Ok(())
 }
 
@@ -292,14 +310,21 @@ fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchErr
         drop_trigger(&table, trigger);
     }
     if triggers.is_empty() {
-        pgrx::notice!("column \"{column}\" of {} is not watched", table.qualified());
+        pgrx::notice!(
+            "column \"{column}\" of {} is not watched",
+            table.qualified()
+        );
     }
     Ok(!triggers.is_empty())
 }
 
 pub fn drop_trigger(table: &WatchedTable, trigger: &str) {
-    Spi::run(&format!("DROP TRIGGER IF EXISTS {} ON {}", quote_identifier(trigger), table.qualified()))
-        .expect("dropping the watch trigger");
+    Spi::run(&format!(
+        "DROP TRIGGER IF EXISTS {} ON {}",
+        quote_identifier(trigger),
+        table.qualified()
+    ))
+    .expect("dropping the watch trigger");
 }
 
 /// `schema.notify_column_changed`, in the schema the extension was installed in.

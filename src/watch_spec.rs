@@ -54,7 +54,10 @@ impl WatchSpec {
     pub fn from_arguments<S: AsRef<str>>(arguments: &[S]) -> Result<Self, ArgumentError> {
         let mut arguments = arguments.iter().map(AsRef::as_ref);
         let channel = arguments.next().ok_or(ArgumentError::Missing)?.to_owned();
-        let mut spec = WatchSpec { channel, ..WatchSpec::default() };
+        let mut spec = WatchSpec {
+            channel,
+            ..WatchSpec::default()
+        };
         for argument in arguments.by_ref() {
             if argument == SEPARATOR {
                 break;
@@ -83,7 +86,11 @@ impl WatchSpec {
     pub fn to_arguments(&self) -> Vec<String> {
         let mut arguments = vec![self.channel.clone()];
         arguments.extend(self.columns.iter().cloned());
-        let options = [("key", &self.key), ("include", &self.include), ("exclude", &self.exclude)];
+        let options = [
+            ("key", &self.key),
+            ("include", &self.include),
+            ("exclude", &self.exclude),
+        ];
         let mut separated = false;
         for (name, value) in options {
             if let Some(names) = value {
@@ -100,8 +107,16 @@ impl WatchSpec {
 
     /// Every column name the spec mentions, with the role it plays there.
     pub fn mentioned_columns(&self) -> Vec<(&'static str, &str)> {
-        let mut mentioned: Vec<_> = self.columns.iter().map(|name| ("column", name.as_str())).collect();
-        for (role, names) in [("key", &self.key), ("include", &self.include), ("exclude", &self.exclude)] {
+        let mut mentioned: Vec<_> = self
+            .columns
+            .iter()
+            .map(|name| ("column", name.as_str()))
+            .collect();
+        for (role, names) in [
+            ("key", &self.key),
+            ("include", &self.include),
+            ("exclude", &self.exclude),
+        ] {
             mentioned.extend(names.iter().flatten().map(|name| (role, name.as_str())));
         }
         mentioned
@@ -137,9 +152,18 @@ mod tests {
 
     #[pg_test]
     fn bad_arguments_are_refused() {
-        assert_eq!(WatchSpec::from_arguments::<&str>(&[]), Err(ArgumentError::Missing));
-        assert_eq!(WatchSpec::from_arguments(&["c"]), Err(ArgumentError::Missing));
-        assert_eq!(WatchSpec::from_arguments(&["c", "", "key=[\"a\"]"]), Err(ArgumentError::Missing));
+        assert_eq!(
+            WatchSpec::from_arguments::<&str>(&[]),
+            Err(ArgumentError::Missing)
+        );
+        assert_eq!(
+            WatchSpec::from_arguments(&["c"]),
+            Err(ArgumentError::Missing)
+        );
+        assert_eq!(
+            WatchSpec::from_arguments(&["c", "", "key=[\"a\"]"]),
+            Err(ArgumentError::Missing)
+        );
         assert!(matches!(
             WatchSpec::from_arguments(&["c", "a", "", "colour=[\"x\"]"]),
             Err(ArgumentError::BadOption(_))

@@ -1,0 +1,166 @@
+//! A watch through the life of its table: renamed columns and tables, dropped columns and
+//! tables, and DROP EXTENSION.
+
+use integration_tests::{sqlstate, TestDatabase};
+use serde_json::json;
+use tokio_postgres::Client;
+
+async fn watched(name: &str) -> TestDatabase {
+    let db = TestDatabase::create(name).await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, state text, total int, secret text);
+             INSERT INTO orders VALUES (1, 'open', 10, 's');
+             SELECT watch_columns('orders', '{state,total}', 'orders', exclude => '{secret}');",
+        )
+        .await
+        .unwrap();
+    db
+}
+
+async fn watch_columns(client: &Client) -> Vec<Vec<String>> {
+    client
+        .query(
+            "SELECT columns::text[] FROM column_watches ORDER BY trigger_name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn renamed_column_keeps_notifying_under_its_new_name() {
+    let db = watched("rename_column").await;
+    let mut listener = db.listen("orders").await;
+    db.client
+        .batch_execute(
+            "ALTER TABLE orders RENAME COLUMN state TO status;
+             ALTER TABLE orders RENAME COLUMN secret TO hidden;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(watch_columns(&db.client).await, [["status", "total"]]);
+    let exclude: Vec<String> = db
+        .client
+        .query_one("SELECT exclude_columns::text[] FROM column_watches", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(exclude, ["hidden"], "options follow the rename too");
+
+    db.client
+        .batch_execute("UPDATE orders SET status = 'paid'")
+        .await
+        .unwrap();
+    let payload = listener.next().await.payload;
+    assert_eq!(payload["changed"], json!(["status"]));
+    assert_eq!(
+        payload["new"],
+        json!({"id": 1, "status": "paid", "total": 10})
+    );
+}
+
+#[tokio::test]
+async fn renamed_table_keeps_notifying() {
+    let db = watched("rename_table").await;
+    let mut listener = db.listen("orders").await;
+    db.client
+        .batch_execute("ALTER TABLE orders RENAME TO purchases")
+        .await
+        .unwrap();
+    db.client
+        .batch_execute("UPDATE purchases SET total = 11")
+        .await
+        .unwrap();
+    let payload = listener.next().await.payload;
+    assert_eq!(payload["table"], json!("purchases"));
+    let listed: String = db
+        .client
+        .query_one("SELECT table_name::text FROM column_watches", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listed, "purchases");
+}
+
+#[tokio::test]
+async fn dropped_columns_leave_the_watch_and_the_last_one_ends_it() {
+    let db = watched("drop_column").await;
+    let mut listener = db.listen("orders").await;
+    db.client
+        .batch_execute("ALTER TABLE orders DROP COLUMN total")
+        .await
+        .unwrap();
+    assert_eq!(watch_columns(&db.client).await, [["state"]]);
+    db.client
+        .batch_execute("UPDATE orders SET state = 'paid'")
+        .await
+        .unwrap();
+    assert_eq!(listener.next().await.payload["changed"], json!(["state"]));
+
+    db.client
+        .batch_execute("ALTER TABLE orders DROP COLUMN state")
+        .await
+        .unwrap();
+    assert!(watch_columns(&db.client).await.is_empty());
+    let triggers: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 0);
+    db.client
+        .batch_execute("UPDATE orders SET secret = 'x'")
+        .await
+        .unwrap();
+    listener.assert_silent().await;
+}
+
+#[tokio::test]
+async fn dropped_table_leaves_the_catalog() {
+    let db = watched("drop_table").await;
+    db.client.batch_execute("DROP TABLE orders").await.unwrap();
+    let rows: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM column_notify.watches", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn drop_extension_refuses_while_watches_exist_and_cascade_removes_them() {
+    let db = watched("drop_extension").await;
+    let error = db
+        .client
+        .batch_execute("DROP EXTENSION pg_column_notify")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&error), "2BP01", "dependent_objects_still_exist");
+    db.client
+        .batch_execute("DROP EXTENSION pg_column_notify CASCADE")
+        .await
+        .unwrap();
+    let triggers: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 0, "CASCADE removed the watch triggers");
+    db.client
+        .batch_execute("UPDATE orders SET state = 'x'")
+        .await
+        .unwrap();
+}
