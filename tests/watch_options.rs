@@ -23,22 +23,41 @@ async fn several_columns_one_trigger_says_which_changed() {
          INSERT INTO a VALUES (1, 'open', '2024-01-01', 'x');",
     )
     .await;
-    let mut listener =
-        watch_and_listen(&db, "SELECT watch_columns('a', '{status,due}', 'a_changed')", "a_changed").await;
+    let mut listener = watch_and_listen(
+        &db,
+        "SELECT watch_columns('a', '{status,due}', 'a_changed')",
+        "a_changed",
+    )
+    .await;
     let triggers: i64 = db
         .client
-        .query_one("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'a'::regclass", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'a'::regclass",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(triggers, 1);
 
-    db.client.batch_execute("UPDATE a SET note = 'y'").await.unwrap();
+    db.client
+        .batch_execute("UPDATE a SET note = 'y'")
+        .await
+        .unwrap();
     listener.assert_silent().await;
-    db.client.batch_execute("UPDATE a SET due = '2024-02-01'").await.unwrap();
+    db.client
+        .batch_execute("UPDATE a SET due = '2024-02-01'")
+        .await
+        .unwrap();
     assert_eq!(listener.next().await.payload["changed"], json!(["due"]));
-    db.client.batch_execute("UPDATE a SET status = 'done', due = NULL").await.unwrap();
-    assert_eq!(listener.next().await.payload["changed"], json!(["status", "due"]));
+    db.client
+        .batch_execute("UPDATE a SET status = 'done', due = NULL")
+        .await
+        .unwrap();
+    assert_eq!(
+        listener.next().await.payload["changed"],
+        json!(["status", "due"])
+    );
 }
 
 #[tokio::test]
@@ -59,16 +78,28 @@ async fn insert_and_delete_on_request() {
         .await
         .unwrap();
     let insert = listener.next().await.payload;
-    assert_eq!((insert["op"].clone(), insert["old"].clone()), (json!("INSERT"), json!(null)));
+    assert_eq!(
+        (insert["op"].clone(), insert["old"].clone()),
+        (json!("INSERT"), json!(null))
+    );
     assert_eq!(insert["new"], json!({"id": 1, "state": "new"}));
     assert_eq!(listener.next().await.payload["op"], json!("UPDATE"));
     let delete = listener.next().await.payload;
-    assert_eq!((delete["op"].clone(), delete["new"].clone()), (json!("DELETE"), json!(null)));
+    assert_eq!(
+        (delete["op"].clone(), delete["new"].clone()),
+        (json!("DELETE"), json!(null))
+    );
     assert_eq!(delete["old"], json!({"id": 1, "state": "done"}));
 
     // The default is update only.
-    db.client.batch_execute("SELECT watch_column('e', 'state', 'e')").await.unwrap();
-    db.client.batch_execute("INSERT INTO e VALUES (2, 'x'); DELETE FROM e;").await.unwrap();
+    db.client
+        .batch_execute("SELECT watch_column('e', 'state', 'e')")
+        .await
+        .unwrap();
+    db.client
+        .batch_execute("INSERT INTO e VALUES (2, 'x'); DELETE FROM e;")
+        .await
+        .unwrap();
     listener.assert_silent().await;
 }
 
@@ -82,20 +113,46 @@ async fn explicit_key_and_changed_keys() {
          INSERT INTO pk VALUES (1, 'x');",
     )
     .await;
-    let error = db.client.batch_execute("SELECT watch_column('no_pk', 'state')").await.unwrap_err();
+    let error = db
+        .client
+        .batch_execute("SELECT watch_column('no_pk', 'state')")
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&error), "55000");
 
-    let mut listener =
-        watch_and_listen(&db, "SELECT watch_column('no_pk', 'state', 'k', key => '{code}')", "k").await;
-    db.client.batch_execute("UPDATE no_pk SET state = 'y'").await.unwrap();
+    let mut listener = watch_and_listen(
+        &db,
+        "SELECT watch_column('no_pk', 'state', 'k', key => '{code}')",
+        "k",
+    )
+    .await;
+    db.client
+        .batch_execute("UPDATE no_pk SET state = 'y'")
+        .await
+        .unwrap();
     assert_eq!(listener.next().await.payload["id"], json!("A1"));
 
-    db.client.batch_execute("SELECT watch_columns('pk', '{id,state}', 'k')").await.unwrap();
-    db.client.batch_execute("UPDATE pk SET id = 2").await.unwrap();
+    db.client
+        .batch_execute("SELECT watch_columns('pk', '{id,state}', 'k')")
+        .await
+        .unwrap();
+    db.client
+        .batch_execute("UPDATE pk SET id = 2")
+        .await
+        .unwrap();
     let payload = listener.next().await.payload;
-    assert_eq!((payload["id"].clone(), payload["new_id"].clone()), (json!(1), json!(2)));
-    db.client.batch_execute("UPDATE pk SET state = 'z'").await.unwrap();
-    assert!(listener.next().await.payload.get("new_id").is_none(), "new_id only when the key changed");
+    assert_eq!(
+        (payload["id"].clone(), payload["new_id"].clone()),
+        (json!(1), json!(2))
+    );
+    db.client
+        .batch_execute("UPDATE pk SET state = 'z'")
+        .await
+        .unwrap();
+    assert!(
+        listener.next().await.payload.get("new_id").is_none(),
+        "new_id only when the key changed"
+    );
 }
 
 #[tokio::test]
@@ -106,17 +163,24 @@ async fn types_without_equality_compare_by_value() {
          INSERT INTO t VALUES (1, '{\"a\": 1}', '(1,2)', '<a/>');",
     )
     .await;
-    let mut listener = watch_and_listen(&db, "SELECT watch_columns('t', '{j,p,x}', 't')", "t").await;
+    let mut listener =
+        watch_and_listen(&db, "SELECT watch_columns('t', '{j,p,x}', 't')", "t").await;
     db.client
         .batch_execute("UPDATE t SET j = '{\"a\": 1}', p = '(1,2)', x = '<a/>'")
         .await
         .unwrap();
     listener.assert_silent().await;
-    db.client.batch_execute("UPDATE t SET p = '(3,4)'").await.unwrap();
+    db.client
+        .batch_execute("UPDATE t SET p = '(3,4)'")
+        .await
+        .unwrap();
     let payload = listener.next().await.payload;
     assert_eq!(payload["changed"], json!(["p"]));
     assert_eq!(payload["new"]["p"], json!("(3,4)"));
-    db.client.batch_execute("UPDATE t SET j = NULL").await.unwrap();
+    db.client
+        .batch_execute("UPDATE t SET j = NULL")
+        .await
+        .unwrap();
     assert_eq!(listener.next().await.payload["changed"], json!(["j"]));
 }
 
@@ -134,22 +198,42 @@ async fn payload_shaping_includes_or_excludes_columns() {
         "hidden",
     )
     .await;
-    db.client.batch_execute("UPDATE users SET password_hash = 'new-hash'").await.unwrap();
+    db.client
+        .batch_execute("UPDATE users SET password_hash = 'new-hash'")
+        .await
+        .unwrap();
     let received = hidden.next().await;
     assert_eq!(received.payload["changed"], json!(["password_hash"]));
-    assert_eq!(received.payload["new"], json!({"id": 1, "email": "a@example.com", "plan": "free"}));
-    assert!(!received.raw.contains("hash\":\""), "no hash value in {}", received.raw);
+    assert_eq!(
+        received.payload["new"],
+        json!({"id": 1, "email": "a@example.com", "plan": "free"})
+    );
+    assert!(
+        !received.raw.contains("hash\":\""),
+        "no hash value in {}",
+        received.raw
+    );
 
-    db.client.batch_execute("SELECT unwatch_column('users', 'plan')").await.unwrap();
+    db.client
+        .batch_execute("SELECT unwatch_column('users', 'plan')")
+        .await
+        .unwrap();
     let mut shown = watch_and_listen(
         &db,
         "SELECT watch_column('users', 'plan', 'shown', include => '{plan,id}')",
         "shown",
     )
     .await;
-    db.client.batch_execute("UPDATE users SET plan = 'pro'").await.unwrap();
+    db.client
+        .batch_execute("UPDATE users SET plan = 'pro'")
+        .await
+        .unwrap();
     let payload = shown.next().await.payload;
-    assert_eq!(payload["old"], json!({"id": 1, "plan": "free"}), "table order, only included");
+    assert_eq!(
+        payload["old"],
+        json!({"id": 1, "plan": "free"}),
+        "table order, only included"
+    );
     assert_eq!(payload["new"], json!({"id": 1, "plan": "pro"}));
 }
 
@@ -169,7 +253,10 @@ async fn oversize_rows_send_a_reduced_payload_and_the_write_commits() {
         "big",
     )
     .await;
-    db.client.batch_execute("UPDATE docs SET state = 'published'").await.unwrap();
+    db.client
+        .batch_execute("UPDATE docs SET state = 'published'")
+        .await
+        .unwrap();
     let received = listener.next().await;
     assert!(received.raw.len() < 8000);
     assert_eq!(received.payload["truncated"], json!(true));
@@ -177,15 +264,24 @@ async fn oversize_rows_send_a_reduced_payload_and_the_write_commits() {
     assert_eq!(received.payload["changed"], json!(["state"]));
     assert!(received.payload.get("old").is_none() && received.payload.get("new").is_none());
 
-    db.client.batch_execute("UPDATE big_keys SET state = 'b'").await.unwrap();
+    db.client
+        .batch_execute("UPDATE big_keys SET state = 'b'")
+        .await
+        .unwrap();
     let received = listener.next().await;
     assert_eq!(received.payload["truncated"], json!(true));
     assert_eq!(received.payload["table"], json!("big_keys"));
-    assert!(received.payload.get("id").is_none(), "a key this large cannot be sent");
+    assert!(
+        received.payload.get("id").is_none(),
+        "a key this large cannot be sent"
+    );
 
     let states: Vec<String> = db
         .client
-        .query("SELECT state FROM docs UNION ALL SELECT state FROM big_keys", &[])
+        .query(
+            "SELECT state FROM docs UNION ALL SELECT state FROM big_keys",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -207,14 +303,26 @@ async fn option_refusals_have_their_sqlstate_and_leave_nothing() {
         ("SELECT watch_column('t', 'xmin')", "0A000"),
         ("SELECT watch_columns('t', '{}')", "22023"),
         ("SELECT watch_columns('t', '{a,a}')", "42701"),
-        ("SELECT watch_columns('t', ARRAY['a', NULL]::name[])", "22004"),
-        ("SELECT watch_column('t', 'a', events => '{upsert}')", "22023"),
+        (
+            "SELECT watch_columns('t', ARRAY['a', NULL]::name[])",
+            "22004",
+        ),
+        (
+            "SELECT watch_column('t', 'a', events => '{upsert}')",
+            "22023",
+        ),
         ("SELECT watch_column('t', 'a', events => '{}')", "22023"),
         ("SELECT watch_column('t', 'a', events => NULL)", "22004"),
         ("SELECT watch_column('t', 'a', key => '{nope}')", "42703"),
         ("SELECT watch_column('t', 'a', key => '{}')", "22023"),
-        ("SELECT watch_column('t', 'a', include => '{a}', exclude => '{id}')", "22023"),
-        ("SELECT watch_column('t', 'a', exclude => '{nope}')", "42703"),
+        (
+            "SELECT watch_column('t', 'a', include => '{a}', exclude => '{id}')",
+            "22023",
+        ),
+        (
+            "SELECT watch_column('t', 'a', exclude => '{nope}')",
+            "42703",
+        ),
     ];
     for (statement, expected) in refusals {
         let error = db.client.batch_execute(statement).await.unwrap_err();
@@ -257,7 +365,15 @@ async fn injection_through_every_name_is_inert() {
         .unwrap();
     let payload = listener.next().await.payload;
     assert_eq!(payload["changed"], json!(["a'); DROP TABLE victim; --"]));
-    assert_eq!(payload["new"], json!({"id": 1, "a'); DROP TABLE victim; --": 2}));
-    let rows: i64 = db.client.query_one("SELECT count(*) FROM victim", &[]).await.unwrap().get(0);
+    assert_eq!(
+        payload["new"],
+        json!({"id": 1, "a'); DROP TABLE victim; --": 2})
+    );
+    let rows: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM victim", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(rows, 1, "the table survived");
 }
