@@ -19,6 +19,7 @@ CREATE TABLE column_notify.watches (
     key_columns name[],
     include_columns name[],
     exclude_columns name[],
+    durable boolean NOT NULL DEFAULT false,
     PRIMARY KEY (table_name, trigger_name)
 );
 SELECT pg_catalog.pg_extension_config_dump('column_notify.watches', '');
@@ -34,8 +35,38 @@ GRANT SELECT, INSERT, DELETE ON column_notify.watches TO PUBLIC;
 
 CREATE VIEW column_watches AS
     SELECT w.table_name, w.columns, w.channel, w.trigger_name, w.events,
-           w.key_columns, w.include_columns, w.exclude_columns, w.created_at
+           w.key_columns, w.include_columns, w.exclude_columns, w.durable, w.created_at
     FROM column_notify.watches w
     ORDER BY w.table_name::text, w.columns;
 COMMENT ON VIEW column_watches IS 'Every watch installed by watch_column(), one row per trigger';
 GRANT SELECT ON column_watches TO PUBLIC;
+
+-- The event log of durable watches. The trigger appends to it directly (a writer needs no
+-- privilege on it); readers use read_events(), which never moves past an id that a running
+-- transaction may still commit. Not dumped by pg_dump: it is a queue, not data.
+CREATE SEQUENCE column_notify.event_ids AS bigint;
+CREATE TABLE column_notify.events (
+    channel text NOT NULL,
+    event_id bigint NOT NULL,
+    xid xid8 NOT NULL,
+    created_at timestamptz NOT NULL,
+    payload json NOT NULL,
+    PRIMARY KEY (channel, event_id)
+);
+COMMENT ON TABLE column_notify.events IS
+    'Events of durable watches, kept until prune_events() removes them';
+
+-- Where each named consumer of a channel is: every event up to position is acknowledged.
+CREATE TABLE column_notify.consumers (
+    consumer text NOT NULL,
+    channel text NOT NULL,
+    position bigint NOT NULL DEFAULT 0,
+    acknowledged_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, channel)
+);
+
+-- Like LISTEN, reading events is open to every role that can connect (REVOKE to restrict);
+-- removing them (prune_events) takes DELETE on the log, which only its owner has.
+GRANT USAGE, SELECT ON SEQUENCE column_notify.event_ids TO PUBLIC;
+GRANT SELECT ON column_notify.events TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON column_notify.consumers TO PUBLIC;

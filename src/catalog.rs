@@ -60,6 +60,7 @@ impl StoredWatch {
                 key: spec.key.as_deref().map(list),
                 include: spec.include.as_deref().map(list),
                 exclude: spec.exclude.as_deref().map(list),
+                durable: spec.durable,
             },
         }
     }
@@ -105,11 +106,13 @@ pub fn record(
                 spec.key.clone().into(),
                 spec.include.clone().into(),
                 spec.exclude.clone().into(),
+                spec.durable.into(),
             ];
             Spi::run_with_args(
                 "INSERT INTO column_notify.watches
-                   (table_name, columns, channel, trigger_name, events, key_columns, include_columns, exclude_columns)
-                 VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[])",
+                   (table_name, columns, channel, trigger_name, events, key_columns, include_columns,
+                    exclude_columns, durable)
+                 VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[], $9)",
                 &common.into_iter().chain(options).collect::<Vec<_>>(),
             )
         }
@@ -123,7 +126,7 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
         client
             .select(
                 "SELECT trigger_name::text, channel, columns::text[], events,
-                        key_columns::text[], include_columns::text[], exclude_columns::text[]
+                        key_columns::text[], include_columns::text[], exclude_columns::text[], durable
                  FROM column_notify.watches WHERE table_name = $1::oid ORDER BY trigger_name",
                 None,
                 &[table.into()],
@@ -138,6 +141,7 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
                         key: row.get(5)?,
                         include: row.get(6)?,
                         exclude: row.get(7)?,
+                        durable: row.get(8)?.unwrap_or(false),
                     },
                     events: Events::from_names(&events).unwrap_or_default(),
                 })

@@ -6,6 +6,7 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
+use crate::builtin_functions::{builtin, function_info};
 use crate::datum_image::is_plain;
 use crate::json_datetime;
 use crate::json_text;
@@ -68,9 +69,11 @@ impl ColumnEncoder {
                 fixed_offset: None,
             },
             pg_sys::JSONBOID => Self::JsonOutput(function(output_function(base))),
-            _ if is_array(base) => Self::JsonFunction(function(builtin(c"array_to_json"))),
+            _ if is_array(base) => {
+                Self::JsonFunction(unsafe { builtin(c"array_to_json", memory_context) })
+            }
             _ if unsafe { pg_sys::type_is_rowtype(base) } => {
-                Self::JsonFunction(function(builtin(c"row_to_json")))
+                Self::JsonFunction(unsafe { builtin(c"row_to_json", memory_context) })
             }
             _ => match unsafe { cast_to_json(base) } {
                 Some(cast) => Self::JsonFunction(function(cast)),
@@ -178,15 +181,6 @@ unsafe fn call_output<'a>(output: &mut pg_sys::FmgrInfo, value: pg_sys::Datum) -
     unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(output, value)).to_bytes() }
 }
 
-unsafe fn function_info(
-    oid: pg_sys::Oid,
-    memory_context: pg_sys::MemoryContext,
-) -> pg_sys::FmgrInfo {
-    let mut info = pg_sys::FmgrInfo::default();
-    unsafe { pg_sys::fmgr_info_cxt(oid, &mut info, memory_context) };
-    info
-}
-
 fn output_function(type_oid: pg_sys::Oid) -> pg_sys::Oid {
     let mut function = pg_sys::InvalidOid;
     let mut is_varlena = false;
@@ -199,10 +193,6 @@ fn is_array(type_oid: pg_sys::Oid) -> bool {
         || type_oid == pg_sys::ANYARRAYOID
         || type_oid == pg_sys::ANYCOMPATIBLEARRAYOID
         || type_oid == pg_sys::RECORDARRAYOID
-}
-
-fn builtin(name: &CStr) -> pg_sys::Oid {
-    unsafe { pg_sys::fmgr_internal_function(name.as_ptr()) }
 }
 
 /// The explicit cast function to json of a user-defined type, as `to_json` would use it.

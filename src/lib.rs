@@ -1,11 +1,13 @@
 //! pg_column_notify: a PostgreSQL extension that notifies listeners, with a JSON payload,
 //! when a watched column of a row really changes. This file only wires the modules.
 
+mod builtin_functions;
 mod catalog;
 mod change_detection;
 mod datum_image;
 mod ddl_events;
 mod errors;
+mod event_log;
 mod events;
 mod function_info;
 mod json_datetime;

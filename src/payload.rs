@@ -35,12 +35,23 @@ pub struct Change {
     pub key_changed: bool,
 }
 
-/// Renders the payload of `change` into the plan's buffer, NUL-terminated and shorter than
-/// PostgreSQL's limit (see [`TriggerPlan::payload_text`]).
+/// Where a reduced payload may be cut, so that it keeps what fits of the metadata and key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CutPoints {
+    /// After `op` and `event_id`.
+    operation_end: usize,
+    /// After `schema`, `table`, `partition`, `changed`.
+    metadata_end: usize,
+    /// After `id` (and `new_id`).
+    identity_end: usize,
+}
+
+/// Renders the full payload of `change` into the plan's buffer (no size limit yet: this is
+/// what a durable watch stores); [`fit_for_notify`] then makes it a notification.
 ///
 /// # Safety
 /// The plan's `old`/`new` rows must hold the tuples of this trigger call.
-pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
+pub unsafe fn render(plan: &mut TriggerPlan, change: &Change, event_id: Option<i64>) {
     let TriggerPlan {
         table_members,
         columns,
@@ -52,6 +63,7 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
         new,
         payload,
         old_spans,
+        cut_points,
         ..
     } = plan;
     payload.clear();
@@ -60,6 +72,12 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
     payload.push(b'{');
     push_key(payload, b"op");
     push_string(payload, change.operation.name());
+    if let Some(event_id) = event_id {
+        payload.push(b',');
+        push_key(payload, b"event_id");
+        payload.extend_from_slice(itoa::Buffer::new().format(event_id).as_bytes());
+    }
+    cut_points.operation_end = payload.len();
     payload.push(b',');
     payload.extend_from_slice(table_members);
     payload.push(b',');
@@ -72,7 +90,7 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
         payload.extend_from_slice(&columns[watched[position].column].name_json);
     }
     payload.push(b']');
-    let metadata_end = payload.len();
+    cut_points.metadata_end = payload.len();
 
     payload.push(b',');
     push_key(payload, b"id");
@@ -82,7 +100,7 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
         push_key(payload, b"new_id");
         unsafe { push_row_key(payload, columns, key, new) };
     }
-    let identity_end = payload.len();
+    cut_points.identity_end = payload.len();
 
     payload.push(b',');
     push_key(payload, b"old");
@@ -101,19 +119,26 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change) {
         payload.extend_from_slice(b"null");
     }
     payload.push(b'}');
+}
 
-    // Room for the closing of a reduced payload: `,"truncated":true}` and the NUL.
-    const TRUNCATION_TAIL: usize = 20;
+/// Makes the rendered payload a notification: NUL-terminated and shorter than PostgreSQL's
+/// limit. A payload that would reach the limit is cut after the last part that fits (key,
+/// else metadata, else the operation) and marked `"truncated":true`.
+pub fn fit_for_notify(plan: &mut TriggerPlan) {
+    const TRUNCATED: &[u8] = b",\"truncated\":true}";
+    let payload = &mut plan.payload;
+    let cut = plan.cut_points;
     // A NUL inside would cut the payload short; JSON escaping never writes one, but a
     // type's own JSON function is not ours to trust blindly.
     if payload.len() >= MAX_PAYLOAD_BYTES || memchr_nul(payload) {
-        let keep = if identity_end + TRUNCATION_TAIL < MAX_PAYLOAD_BYTES {
-            identity_end
-        } else {
-            metadata_end
-        };
+        let fits =
+            |end: usize| end + TRUNCATED.len() < MAX_PAYLOAD_BYTES && !memchr_nul(&payload[..end]);
+        let keep = [cut.identity_end, cut.metadata_end, cut.operation_end]
+            .into_iter()
+            .find(|&end| fits(end))
+            .unwrap_or(cut.operation_end);
         payload.truncate(keep);
-        payload.extend_from_slice(b",\"truncated\":true}");
+        payload.extend_from_slice(TRUNCATED);
     }
     payload.push(0);
 }

@@ -9,6 +9,7 @@
 use pgrx::{pg_guard, pg_sys};
 
 use crate::errors::TriggerProtocolError;
+use crate::event_log::EventLog;
 use crate::notify;
 use crate::payload::{self, Change, Operation};
 use crate::transition_rows::TransitionRows;
@@ -131,8 +132,13 @@ unsafe fn notify_change(plan: &mut TriggerPlan, operation: Operation) {
             has_new,
             key_changed,
         };
-        payload::render(plan, &change);
+        let event_id = plan.event_log.as_mut().map(EventLog::next_event_id);
+        payload::render(plan, &change, event_id);
+        if let (Some(log), Some(event_id)) = (plan.event_log.as_mut(), event_id) {
+            log.append(&plan.channel, event_id, &plan.payload);
+        }
     }
+    payload::fit_for_notify(plan);
     notify::send(&plan.channel, plan.payload_text());
 }
 

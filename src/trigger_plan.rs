@@ -10,9 +10,11 @@ use pgrx::{PgMemoryContexts, PgRelation, PgTupleDesc};
 use crate::change_detection::Equality;
 use crate::datum_image::Storage;
 use crate::errors::{warn_missing_column, TriggerProtocolError};
+use crate::event_log::EventLog;
 use crate::json_encoder::ColumnEncoder;
 use crate::json_text;
 use crate::notify;
+use crate::payload::CutPoints;
 use crate::primary_key::primary_key_attnums;
 use crate::row_values::RowValues;
 use crate::watch_spec::WatchSpec;
@@ -57,6 +59,10 @@ pub struct TriggerPlan {
     /// Where each column's value of the `old` image lies in `payload`, so the `new` image
     /// can copy the rendering of every value that did not change.
     pub old_spans: Vec<std::ops::Range<usize>>,
+    /// Where the payload being written may be cut to fit a notification.
+    pub cut_points: CutPoints,
+    /// For durable watches: where events are appended.
+    pub event_log: Option<EventLog>,
 }
 
 impl TriggerPlan {
@@ -201,6 +207,10 @@ impl TriggerPlan {
             new: RowValues::with_width(descriptor.len()),
             payload: Vec::with_capacity(1024),
             old_spans: Vec::with_capacity(descriptor.len()),
+            cut_points: CutPoints::default(),
+            event_log: spec
+                .durable
+                .then(|| unsafe { EventLog::open(memory_context) }),
         }
     }
 }

@@ -30,6 +30,7 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
         key: None,
         include: None,
         exclude: None,
+        durable: Some(false),
     };
     request
         .install(CatalogLayout::Release0_1)
@@ -42,7 +43,8 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
 #[pg_extern(
     sql = "
 CREATE FUNCTION column_notify.install_watch(
-    tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[]
+    tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[],
+    durable boolean
 ) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 ",
     requires = ["bootstrap"]
@@ -55,6 +57,7 @@ fn install_watch(
     key: Option<Vec<Option<String>>>,
     include: Option<Vec<Option<String>>>,
     exclude: Option<Vec<Option<String>>>,
+    durable: Option<bool>,
 ) -> String {
     let request = WatchRequest {
         table: tbl,
@@ -64,6 +67,7 @@ fn install_watch(
         key,
         include,
         exclude,
+        durable,
     };
     request
         .install(CatalogLayout::Current)
@@ -100,6 +104,7 @@ pub struct WatchRequest {
     pub key: Option<Vec<Option<String>>>,
     pub include: Option<Vec<Option<String>>>,
     pub exclude: Option<Vec<Option<String>>>,
+    pub durable: Option<bool>,
 }
 
 impl WatchRequest {
@@ -126,6 +131,7 @@ impl WatchRequest {
             key: names("key", self.key)?,
             include: names("include", self.include)?,
             exclude: names("exclude", self.exclude)?,
+            durable: self.durable.ok_or(WatchError::NullArgument("durable"))?,
         };
         table.check_spec(&spec)?;
         Ok((table, spec, Events::from_names(&events)?))

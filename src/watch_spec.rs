@@ -23,6 +23,8 @@ pub struct WatchSpec {
     pub include: Option<Vec<String>>,
     /// These columns are left out of `old` and `new`.
     pub exclude: Option<Vec<String>>,
+    /// Every event is also appended to the extension's event log (`durable=true`).
+    pub durable: bool,
 }
 
 /// Trigger arguments that do not describe a watch.
@@ -41,7 +43,7 @@ impl fmt::Display for ArgumentError {
             Self::BadOption(option) => write!(
                 f,
                 "unknown option argument \"{option}\" (expected key=, include= or exclude= \
-                 followed by a JSON array of column names)"
+                 followed by a JSON array of column names, or durable=true)"
             ),
         }
     }
@@ -70,6 +72,10 @@ impl WatchSpec {
         for option in arguments {
             let bad = || ArgumentError::BadOption(option.to_owned());
             let (name, value) = option.split_once('=').ok_or_else(bad)?;
+            if name == "durable" {
+                spec.durable = serde_json::from_str(value).map_err(|_| bad())?;
+                continue;
+            }
             let names: Vec<String> = serde_json::from_str(value).map_err(|_| bad())?;
             let slot = match name {
                 "key" => &mut spec.key,
@@ -101,6 +107,12 @@ impl WatchSpec {
                 let json = serde_json::to_string(names).expect("a list of strings serialises");
                 arguments.push(format!("{name}={json}"));
             }
+        }
+        if self.durable {
+            if !separated {
+                arguments.push(SEPARATOR.to_owned());
+            }
+            arguments.push("durable=true".to_owned());
         }
         arguments
     }
@@ -137,6 +149,7 @@ mod tests {
             key: Some(vec!["id".into()]),
             include: None,
             exclude: Some(vec!["password_hash".into()]),
+            durable: true,
         };
         let arguments = spec.to_arguments();
         assert_eq!(arguments[3], "");

@@ -1,0 +1,32 @@
+//! Calling the server's own SQL-callable C functions (array_to_json, nextval_oid...) through
+//! a function-manager entry looked up once, rather than through SQL.
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+/// The function-manager entry of the internal function `name` (as `prosrc` names it).
+///
+/// # Safety
+/// Must run inside a transaction; `memory_context` must outlive the returned entry.
+pub unsafe fn builtin(name: &CStr, memory_context: pg_sys::MemoryContext) -> pg_sys::FmgrInfo {
+    unsafe {
+        function_info(
+            pg_sys::fmgr_internal_function(name.as_ptr()),
+            memory_context,
+        )
+    }
+}
+
+/// The function-manager entry of function `oid`.
+///
+/// # Safety
+/// Must run inside a transaction; `memory_context` must outlive the returned entry.
+pub unsafe fn function_info(
+    oid: pg_sys::Oid,
+    memory_context: pg_sys::MemoryContext,
+) -> pg_sys::FmgrInfo {
+    let mut info = pg_sys::FmgrInfo::default();
+    unsafe { pg_sys::fmgr_info_cxt(oid, &mut info, memory_context) };
+    info
+}
