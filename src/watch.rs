@@ -49,6 +49,7 @@ CREATE FUNCTION column_notify.install_watch(
 ",
     requires = ["bootstrap"]
 )]
+#[allow(clippy::too_many_arguments)] // one per argument of the SQL function
 fn install_watch(
     tbl: Option<pg_sys::Oid>,
     cols: Option<Vec<Option<String>>>,

@@ -1,0 +1,232 @@
+//! Durable watches over real connections: events logged with the change, replay that never
+//! skips an event committed out of order, named consumers, retention.
+
+use integration_tests::{connect, sqlstate, TestDatabase};
+use serde_json::{json, Value};
+use tokio_postgres::Client;
+
+async fn durable_orders(name: &str) -> TestDatabase {
+    let db = TestDatabase::create(name).await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, state text, body text);
+             INSERT INTO orders SELECT g, 'new', '' FROM generate_series(1, 10) g;
+             SELECT watch_column('orders', 'state', 'orders', durable => true);",
+        )
+        .await
+        .unwrap();
+    db
+}
+
+/// (event_id, payload) of the next batch of `consumer`.
+async fn read(client: &Client, consumer: &str) -> Vec<(i64, Value)> {
+    client
+        .query(
+            "SELECT event_id, payload::text FROM read_events($1, 'orders')",
+            &[&consumer],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                serde_json::from_str(row.get::<_, &str>(1)).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn ids(events: &[(i64, Value)]) -> Vec<i64> {
+    events.iter().map(|(id, _)| *id).collect()
+}
+
+async fn ack(client: &Client, consumer: &str, up_to: i64) {
+    client
+        .execute("SELECT ack_events($1, 'orders', $2)", &[&consumer, &up_to])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn notification_and_log_carry_the_same_event() {
+    let db = durable_orders("durable_basics").await;
+    let mut listener = db.listen("orders").await;
+    db.client
+        .batch_execute("UPDATE orders SET state = 'paid' WHERE id = 1")
+        .await
+        .unwrap();
+    let notified = listener.next().await.payload;
+    let logged = read(&db.client, "billing").await;
+    assert_eq!(logged.len(), 1);
+    assert_eq!(notified["event_id"], json!(logged[0].0));
+    assert_eq!(
+        notified, logged[0].1,
+        "the log holds the payload that was sent"
+    );
+
+    // A rolled-back change leaves nothing in the log either.
+    db.client
+        .batch_execute("BEGIN; UPDATE orders SET state = 'lost' WHERE id = 2; ROLLBACK;")
+        .await
+        .unwrap();
+    ack(&db.client, "billing", logged[0].0).await;
+    assert!(read(&db.client, "billing").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_event_committed_after_a_later_one_is_never_skipped() {
+    let db = durable_orders("durable_out_of_order").await;
+    let first_writer = connect(&db.url).await;
+    let second_writer = connect(&db.url).await;
+
+    // A takes the smaller event id and stays open; B takes the next one and commits.
+    first_writer
+        .batch_execute("BEGIN; UPDATE orders SET state = 'a' WHERE id = 1;")
+        .await
+        .unwrap();
+    second_writer
+        .batch_execute("UPDATE orders SET state = 'b' WHERE id = 2")
+        .await
+        .unwrap();
+
+    let early = read(&db.client, "consumer").await;
+    assert!(
+        early.is_empty(),
+        "B's event must wait while A may still commit a smaller id: {early:?}"
+    );
+
+    first_writer.batch_execute("COMMIT").await.unwrap();
+    let events = read(&db.client, "consumer").await;
+    assert_eq!(events.len(), 2);
+    assert!(events[0].0 < events[1].0);
+    assert_eq!(events[0].1["new"]["state"], json!("a"));
+    assert_eq!(events[1].1["new"]["state"], json!("b"));
+}
+
+#[tokio::test]
+async fn a_rolled_back_transaction_does_not_hold_readers_back() {
+    let db = durable_orders("durable_rollback_gap").await;
+    let writer = connect(&db.url).await;
+    writer
+        .batch_execute("BEGIN; UPDATE orders SET state = 'x' WHERE id = 1;")
+        .await
+        .unwrap();
+    db.client
+        .batch_execute("UPDATE orders SET state = 'y' WHERE id = 2")
+        .await
+        .unwrap();
+    assert!(read(&db.client, "c").await.is_empty());
+    writer.batch_execute("ROLLBACK").await.unwrap();
+    let events = read(&db.client, "c").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1["new"]["state"], json!("y"));
+}
+
+#[tokio::test]
+async fn each_named_consumer_gets_every_event_from_its_own_position() {
+    let db = durable_orders("durable_consumers").await;
+    db.client
+        .batch_execute("UPDATE orders SET state = 'paid' WHERE id <= 3")
+        .await
+        .unwrap();
+    let mailer = read(&db.client, "mailer").await;
+    let planner = read(&db.client, "planner").await;
+    assert_eq!(ids(&mailer), ids(&planner));
+    assert_eq!(mailer.len(), 3);
+
+    ack(&db.client, "mailer", mailer[1].0).await;
+    assert_eq!(ids(&read(&db.client, "mailer").await), [mailer[2].0]);
+    assert_eq!(
+        ids(&read(&db.client, "planner").await),
+        ids(&planner),
+        "unacknowledged: again"
+    );
+
+    // Positions only move forward.
+    ack(&db.client, "mailer", 0).await;
+    assert_eq!(ids(&read(&db.client, "mailer").await), [mailer[2].0]);
+}
+
+#[tokio::test]
+async fn retention_removes_only_what_every_consumer_acknowledged_or_what_is_too_old() {
+    let db = durable_orders("durable_retention").await;
+    db.client
+        .batch_execute("UPDATE orders SET state = 'paid' WHERE id <= 4")
+        .await
+        .unwrap();
+    let events = read(&db.client, "fast").await;
+    read(&db.client, "slow").await;
+    ack(&db.client, "fast", events[3].0).await;
+    ack(&db.client, "slow", events[1].0).await;
+
+    let removed: i64 = db
+        .client
+        .query_one("SELECT prune_events()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(removed, 2, "only what the slowest consumer acknowledged");
+    assert_eq!(
+        ids(&read(&db.client, "slow").await),
+        [events[2].0, events[3].0]
+    );
+    assert!(read(&db.client, "fast").await.is_empty());
+
+    let kept: i64 = db
+        .client
+        .query_one("SELECT prune_events(older_than => interval '1 hour')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 0, "recent unacknowledged events stay");
+    db.client
+        .batch_execute("UPDATE column_notify.events SET created_at = now() - interval '2 days'")
+        .await
+        .unwrap();
+    let aged: i64 = db
+        .client
+        .query_one("SELECT prune_events(older_than => interval '1 day')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(aged, 2);
+    let backlog: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM event_backlog", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(backlog, 0);
+}
+
+#[tokio::test]
+async fn oversize_durable_event_notifies_its_id_and_keeps_the_full_payload() {
+    let db = durable_orders("durable_oversize").await;
+    let mut listener = db.listen("orders").await;
+    db.client
+        .batch_execute("UPDATE orders SET state = 'big', body = repeat('x', 20000) WHERE id = 1")
+        .await
+        .unwrap();
+    let notified = listener.next().await.payload;
+    assert_eq!(notified["truncated"], json!(true));
+    let logged = read(&db.client, "c").await;
+    assert_eq!(notified["event_id"], json!(logged[0].0));
+    assert_eq!(
+        logged[0].1["new"]["body"].as_str().map(str::len),
+        Some(20000)
+    );
+}
+
+#[tokio::test]
+async fn read_events_refuses_a_snapshot_that_could_skip_events() {
+    let db = durable_orders("durable_isolation").await;
+    let error = db
+        .client
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM read_events('c', 'orders');",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&error), "25000");
+}
