@@ -7,7 +7,7 @@ export PG_CONFIG
 # cargo pgrx writes into PostgreSQL's folders, which needs root.
 SUDO_FLAG := $(if $(filter 0,$(shell id -u)),,--sudo)
 
-.PHONY: all setup install db stop demo test pg-test integration-test lint fmt clean-db
+.PHONY: all setup install db stop demo test pg-test integration-test lint bench bench-quick
 
 all: install
 
@@ -47,3 +47,9 @@ integration-test:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: install
+	bash scripts/bench.sh
+
+bench-quick: install
+	bash scripts/bench.sh --quick

@@ -53,6 +53,11 @@ const VARIANTS: &[Variant] = &[
         table: "bench_ours",
         install: "SELECT watch_column('{table}', 'canceled', 'bench_ours')",
     },
+    Variant {
+        label: "pg_column_notify (durable)",
+        table: "bench_durable",
+        install: "SELECT watch_column('{table}', 'canceled', 'bench_durable', durable => true)",
+    },
 ];
 
 const REFERENCE_FUNCTION: &str = r#"
@@ -155,10 +160,15 @@ async fn prepare(client: &Client, options: &Options) {
 }
 
 async fn timed_update(client: &Client, table: &str) -> Duration {
+    // Every run starts from the same state: no dead rows, an empty event log.
     client
         .batch_execute(&format!("VACUUM {table}"))
         .await
         .unwrap_or_else(|error| fail(&format!("vacuum: {}", describe(&error))));
+    client
+        .batch_execute("TRUNCATE column_notify.events")
+        .await
+        .unwrap_or_else(|error| fail(&format!("emptying the event log: {}", describe(&error))));
     let start = Instant::now();
     client
         .batch_execute(&format!("UPDATE {table} SET canceled = NOT canceled"))
@@ -198,38 +208,39 @@ async fn main() {
     let baseline = medians[0];
     let per_row_us =
         |m: Duration| (m.as_secs_f64() - baseline.as_secs_f64()) * 1e6 / options.rows as f64;
-    let ours = per_row_us(medians[3]);
+    let plpgsql = per_row_us(medians[1]);
+    let tcn = per_row_us(medians[2]);
     let title = format!(
         "{} {shape}, median of {} alternating runs",
         options.rows, options.runs
     );
     if options.markdown {
         println!("#### {title}\n");
-        println!("| trigger | median statement time | overhead per row | ours / this |");
-        println!("| --- | ---: | ---: | ---: |");
+        println!("| trigger | median statement time | overhead per row | ÷ plpgsql's | ÷ tcn's |");
+        println!("| --- | ---: | ---: | ---: | ---: |");
     } else {
         println!("{title}");
     }
     for (variant, &m) in VARIANTS.iter().zip(&medians) {
         let overhead = per_row_us(m);
-        let ratio = if variant.label == "no trigger" || overhead <= 0.0 {
-            "-".to_owned()
-        } else {
-            format!("{:.2}", ours / overhead)
+        let ratio = |reference: f64| {
+            if variant.label == "no trigger" || reference <= 0.0 {
+                "-".to_owned()
+            } else {
+                format!("{:.2}", overhead / reference)
+            }
         };
+        let (to_plpgsql, to_tcn) = (ratio(plpgsql), ratio(tcn));
+        let time = m.as_secs_f64() * 1e3;
         if options.markdown {
             println!(
-                "| {} | {:.1} ms | {:.2} µs | {ratio} |",
-                variant.label,
-                m.as_secs_f64() * 1e3,
-                overhead
+                "| {} | {time:.1} ms | {overhead:.2} µs | {to_plpgsql} | {to_tcn} |",
+                variant.label
             );
         } else {
             println!(
-                "  {:<24} {:>9.1} ms  {:>6.2} µs/row  ours/this {ratio}",
-                variant.label,
-                m.as_secs_f64() * 1e3,
-                overhead
+                "  {:<28} {time:>9.1} ms  {overhead:>6.2} µs/row  ÷plpgsql {to_plpgsql:>5}  ÷tcn {to_tcn:>5}",
+                variant.label
             );
         }
     }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs the benchmarks side by side and writes bench/RESULTS.md (--quick: the 100,000-row
+# trigger overhead only, printed, in under two minutes). Uses DATABASE_URL when set,
+# otherwise a database of its own in the private cluster.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+if [ -z "${DATABASE_URL:-}" ]; then
+    bash scripts/cluster.sh start
+    server="$(bash scripts/cluster.sh url)"
+    if ! psql -X -q -tA "$server" -c "SELECT 1 FROM pg_database WHERE datname = 'pgcn_bench'" | grep -q 1; then
+        psql -X -q "$server" -c "CREATE DATABASE pgcn_bench"
+    fi
+    DATABASE_URL="${server%/*}/pgcn_bench"
+fi
+export DATABASE_URL
+
+cargo build -q --release -p column_notify_bench
+overhead=target/release/trigger-overhead
+
+if [ "${1:-}" = "--quick" ]; then
+    exec "$overhead" --rows 100000 --runs 5
+fi
+
+results=bench/RESULTS.md
+{
+    echo "# Benchmark results"
+    echo
+    echo "Measured by \`make bench\` on $(date -u +%Y-%m-%d): $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)), $(free -g | awk '/^Mem:/ {print $2}') GiB,"
+    echo "$(psql -X -tA "$DATABASE_URL" -c 'SELECT version()' | cut -d, -f1), extension built in release mode."
+    echo "A shared machine: compare the ratios within one table, not absolute times across runs."
+    echo
+    echo "## Per-row trigger overhead"
+    echo
+    echo "One committed \`UPDATE t SET canceled = NOT canceled\` over every row of identical tables"
+    echo "that differ only in their trigger; variants alternate within each round; overhead per row"
+    echo "= (median time - median time without trigger) / rows. The last two columns divide a"
+    echo "row's overhead by that of the plpgsql trigger and of contrib tcn (below 1: cheaper)."
+    echo
+    "$overhead" --rows 10000 --runs 7 --markdown
+    "$overhead" --rows 100000 --runs 5 --markdown
+    "$overhead" --rows 100000 --runs 5 --wide --markdown
+    echo "## End to end"
+    echo
+    target/release/end-to-end --markdown
+} > "$results.new"
+mv "$results.new" "$results"
+echo "wrote $results"
