@@ -11,15 +11,11 @@ async fn canceling_an_appointment_notifies_with_old_and_new_rows() {
     db.client.batch_execute(MIGRATION).await.expect("migration");
     let mut listener = db.listen("appointments_canceled_changed").await;
 
-    let id: i64 = db
-        .client
-        .query_one(
-            "INSERT INTO appointments (canceled) VALUES (false) RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let id = integration_tests::query_i64(
+        &db.client,
+        "INSERT INTO appointments (canceled) VALUES (false) RETURNING id",
+    )
+    .await;
     listener.assert_silent().await; // watches fire on UPDATE only, by default
 
     db.client
@@ -74,24 +70,12 @@ async fn the_demo_migration_can_run_twice() {
         .batch_execute(MIGRATION)
         .await
         .expect("second run");
-    let watches: i64 = db
-        .client
-        .query_one(
-            "SELECT count(*) FROM column_watches WHERE table_name = 'appointments'::regclass",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let watches = integration_tests::query_i64(
+        &db.client,
+        "SELECT count(*) FROM column_watches WHERE table_name = 'appointments'::regclass",
+    )
+    .await;
     assert_eq!(watches, 1, "watch_column replaces, never duplicates");
-    let triggers: i64 = db
-        .client
-        .query_one(
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'appointments'::regclass AND NOT tgisinternal",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let triggers = integration_tests::query_i64(&db.client, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'appointments'::regclass AND NOT tgisinternal").await;
     assert_eq!(triggers, 1);
 }

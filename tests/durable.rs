@@ -160,12 +160,7 @@ async fn retention_removes_only_what_every_consumer_acknowledged_or_what_is_too_
     ack(&db.client, "fast", events[3].0).await;
     ack(&db.client, "slow", events[1].0).await;
 
-    let removed: i64 = db
-        .client
-        .query_one("SELECT prune_events()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let removed = integration_tests::query_i64(&db.client, "SELECT prune_events()").await;
     assert_eq!(removed, 2, "only what the slowest consumer acknowledged");
     assert_eq!(
         ids(&read(&db.client, "slow").await),
@@ -173,30 +168,24 @@ async fn retention_removes_only_what_every_consumer_acknowledged_or_what_is_too_
     );
     assert!(read(&db.client, "fast").await.is_empty());
 
-    let kept: i64 = db
-        .client
-        .query_one("SELECT prune_events(older_than => interval '1 hour')", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let kept = integration_tests::query_i64(
+        &db.client,
+        "SELECT prune_events(older_than => interval '1 hour')",
+    )
+    .await;
     assert_eq!(kept, 0, "recent unacknowledged events stay");
     db.client
         .batch_execute("UPDATE column_notify.events SET created_at = now() - interval '2 days'")
         .await
         .unwrap();
-    let aged: i64 = db
-        .client
-        .query_one("SELECT prune_events(older_than => interval '1 day')", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let aged = integration_tests::query_i64(
+        &db.client,
+        "SELECT prune_events(older_than => interval '1 day')",
+    )
+    .await;
     assert_eq!(aged, 2);
-    let backlog: i64 = db
-        .client
-        .query_one("SELECT count(*) FROM event_backlog", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let backlog =
+        integration_tests::query_i64(&db.client, "SELECT count(*) FROM event_backlog").await;
     assert_eq!(backlog, 0);
 }
 

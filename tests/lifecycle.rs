@@ -106,15 +106,11 @@ async fn dropped_columns_leave_the_watch_and_the_last_one_ends_it() {
         .await
         .unwrap();
     assert!(watch_columns(&db.client).await.is_empty());
-    let triggers: i64 = db
-        .client
-        .query_one(
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let triggers = integration_tests::query_i64(
+        &db.client,
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass",
+    )
+    .await;
     assert_eq!(triggers, 0);
     db.client
         .batch_execute("UPDATE orders SET secret = 'x'")
@@ -127,12 +123,9 @@ async fn dropped_columns_leave_the_watch_and_the_last_one_ends_it() {
 async fn dropped_table_leaves_the_catalog() {
     let db = watched("drop_table").await;
     db.client.batch_execute("DROP TABLE orders").await.unwrap();
-    let rows: i64 = db
-        .client
-        .query_one("SELECT count(*) FROM column_notify.watches", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows =
+        integration_tests::query_i64(&db.client, "SELECT count(*) FROM column_notify.watches")
+            .await;
     assert_eq!(rows, 0);
 }
 
@@ -149,15 +142,11 @@ async fn drop_extension_refuses_while_watches_exist_and_cascade_removes_them() {
         .batch_execute("DROP EXTENSION pg_column_notify CASCADE")
         .await
         .unwrap();
-    let triggers: i64 = db
-        .client
-        .query_one(
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let triggers = integration_tests::query_i64(
+        &db.client,
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass",
+    )
+    .await;
     assert_eq!(triggers, 0, "CASCADE removed the watch triggers");
     db.client
         .batch_execute("UPDATE orders SET state = 'x'")

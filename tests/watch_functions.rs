@@ -197,10 +197,6 @@ async fn injection_through_the_channel_is_inert() {
     let mut listener = db.listen(channel).await;
     c.batch_execute("UPDATE victim SET a = 2").await.unwrap();
     assert_eq!(listener.next().await.channel, channel);
-    let rows: i64 = c
-        .query_one("SELECT count(*) FROM victim", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = integration_tests::query_i64(c, "SELECT count(*) FROM victim").await;
     assert_eq!(rows, 1, "the table survived");
 }

@@ -29,15 +29,11 @@ async fn several_columns_one_trigger_says_which_changed() {
         "a_changed",
     )
     .await;
-    let triggers: i64 = db
-        .client
-        .query_one(
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'a'::regclass",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let triggers = integration_tests::query_i64(
+        &db.client,
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'a'::regclass",
+    )
+    .await;
     assert_eq!(triggers, 1);
 
     db.client
@@ -328,15 +324,7 @@ async fn option_refusals_have_their_sqlstate_and_leave_nothing() {
         let error = db.client.batch_execute(statement).await.unwrap_err();
         assert_eq!(sqlstate(&error), expected, "{statement}");
     }
-    let left: i64 = db
-        .client
-        .query_one(
-            "SELECT (SELECT count(*) FROM column_watches) + (SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let left = integration_tests::query_i64(&db.client, "SELECT (SELECT count(*) FROM column_watches) + (SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass)").await;
     assert_eq!(left, 0, "no trigger and no catalog row left behind");
 }
 
@@ -369,11 +357,6 @@ async fn injection_through_every_name_is_inert() {
         payload["new"],
         json!({"id": 1, "a'); DROP TABLE victim; --": 2})
     );
-    let rows: i64 = db
-        .client
-        .query_one("SELECT count(*) FROM victim", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = integration_tests::query_i64(&db.client, "SELECT count(*) FROM victim").await;
     assert_eq!(rows, 1, "the table survived");
 }

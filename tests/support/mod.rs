@@ -172,3 +172,12 @@ impl Xorshift {
         self.next_u64() % bound
     }
 }
+
+/// The one bigint a query returns (a count, mostly).
+pub async fn query_i64(client: &Client, sql: &str) -> i64 {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .get(0)
+}
