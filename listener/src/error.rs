@@ -40,6 +40,10 @@ pub enum Error {
     #[error("the event buffer must hold at least one event")]
     ZeroBuffer,
 
+    /// The batch size given to a durable consumer is zero or above `i32::MAX`.
+    #[error("invalid batch size {0}: a batch holds from 1 to 2147483647 events")]
+    InvalidBatchSize(usize),
+
     /// The TLS settings could not be used (for example an unreadable certificate file).
     #[error("TLS setup failed: {0}")]
     Tls(String),

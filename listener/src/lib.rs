@@ -60,6 +60,15 @@
 //! "too many notifications in the NOTIFY queue". A slow consumer should therefore be made
 //! faster (for example with a [`HandlerPool`]) rather than left far behind.
 //!
+//! # Durable watches: replay, at-least-once
+//!
+//! Plain notifications sent while a listener is disconnected are gone. For a durable watch
+//! (`watch_column(..., durable => true)`) the server also logs every change, and a
+//! [`DurableConsumer`] reads that log after a named consumer's acknowledged position: it
+//! replays what it missed (while stopped, or during a reconnection), then follows live
+//! changes, in event-id order, and [`acknowledges`](DurableConsumer::ack) them. Delivery is
+//! at least once: events not yet acknowledged when a process dies come again.
+//!
 //! # Handling changes concurrently
 //!
 //! [`HandlerPool`] runs a handler on many changes at once while keeping the changes to one
@@ -71,6 +80,7 @@ mod change;
 mod client;
 mod config;
 mod connection;
+mod durable;
 mod error;
 mod event;
 mod listener;
@@ -82,6 +92,10 @@ pub use backoff::Backoff;
 pub use change::{Change, Op};
 pub use client::connect_client;
 pub use config::{HealthCheck, ListenerBuilder, DEFAULT_BUFFER};
+pub use durable::{
+    DurableConsumer, DurableConsumerBuilder, DurableEvent, RawDurableEvent, StoredEvent,
+    DEFAULT_BATCH_SIZE, DEFAULT_POLL_INTERVAL,
+};
 pub use error::Error;
 pub use event::{ConnectionEvent, Event, Notification, RawEvent};
 /// The stream trait that listeners implement (use `futures_util::StreamExt` for `next`).

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use column_notify_listener::{TlsVerification, DEFAULT_BUFFER};
+use column_notify_listener::{TlsVerification, DEFAULT_BATCH_SIZE, DEFAULT_BUFFER};
 
 /// Listen to pg_column_notify changes, and inspect the watches of a database.
 #[derive(Debug, Parser)]
@@ -45,6 +45,12 @@ pub enum Command {
     /// Print each notification on the channels as one JSON object per line on stdout
     /// ({"channel", "payload", "process_id"}; the payload parsed as JSON where it is JSON).
     /// Connection changes go to stderr. Ctrl-C exits with status 0.
+    ///
+    /// With --consumer NAME (one channel, of a durable watch): first every event after the
+    /// consumer's acknowledged position, then live ones, as {"channel", "event_id",
+    /// "payload"} lines; what is printed is acknowledged once written and flushed (after each
+    /// batch, and at exit). Delivery is at least once: after a crash or a kill, events printed
+    /// but not yet acknowledged (at most one batch) are printed again by the next run.
     Listen(ListenArgs),
     /// Show the watches of the database (the column_watches view) and how full the
     /// server's notification queue is.
@@ -61,4 +67,14 @@ pub struct ListenArgs {
     /// Most notifications held in memory while stdout is slow
     #[arg(long, value_name = "EVENTS", default_value_t = DEFAULT_BUFFER)]
     pub buffer: usize,
+
+    /// Read the durable watch's event log as this named consumer: replay what it has not
+    /// acknowledged, then follow live events (at-least-once: duplicates after a crash)
+    #[arg(long, value_name = "NAME")]
+    pub consumer: Option<String>,
+
+    /// With --consumer, the most events read (and held) at once; also the most printed
+    /// again after a crash
+    #[arg(long, value_name = "EVENTS", default_value_t = DEFAULT_BATCH_SIZE, requires = "consumer")]
+    pub batch_size: usize,
 }

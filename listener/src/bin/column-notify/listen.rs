@@ -1,14 +1,25 @@
-//! `column-notify listen`: notifications as JSON lines, connection changes on stderr.
+//! `column-notify listen`: notifications (or, with `--consumer`, the events of a durable
+//! watch) as JSON lines, connection changes on stderr.
 
+use std::future::Future;
 use std::io::{self, Write};
+use std::pin::Pin;
 
-use column_notify_listener::{ConnectionEvent, Listener, Notification, RawEvent, TlsVerification};
+use column_notify_listener::{
+    ConnectionEvent, DurableConsumer, Listener, Notification, RawDurableEvent, RawEvent,
+    TlsVerification,
+};
 use serde_json::{json, Value};
 
 use crate::cli::ListenArgs;
 use crate::{interrupted, Failure};
 
+type Interrupt = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+
 pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<(), Failure> {
+    if let Some(consumer) = args.consumer.clone() {
+        return durable(url, tls, args, consumer).await;
+    }
     let mut listener = Listener::builder(url)
         .channels(args.channels)
         .buffer(args.buffer)
@@ -19,40 +30,109 @@ pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<()
         "column-notify: connected; listening on {}",
         listener.channels().join(", ")
     );
-    let mut interrupt = std::pin::pin!(interrupted());
-    loop {
-        let event = tokio::select! {
-            signal = &mut interrupt => {
-                signal?;
-                eprintln!("column-notify: interrupted; exiting");
-                return Ok(());
-            }
-            event = listener.recv() => event,
-        };
+    let mut interrupt: Interrupt = Box::pin(interrupted());
+    while let Some(event) = until_interrupted(&mut interrupt, listener.recv()).await? {
         match event {
             Some(RawEvent::Notification(notification)) => {
-                if let Err(error) = print(&notification) {
-                    if error.kind() == io::ErrorKind::BrokenPipe {
-                        return Ok(());
-                    }
-                    return Err(Failure(format!("cannot write to stdout: {error}")));
+                if !print(&notification_line(&notification))? {
+                    return Ok(());
                 }
             }
             Some(RawEvent::Connection(event)) => eprintln!("column-notify: {}", describe(&event)),
             None => return Err(Failure("the listener stopped".to_string())),
         }
     }
+    Ok(())
 }
 
-fn print(notification: &Notification) -> io::Result<()> {
+/// `listen CHANNEL --consumer NAME`: replay, then live events; each batch acknowledged once
+/// printed and flushed.
+async fn durable(
+    url: &str,
+    tls: TlsVerification,
+    args: ListenArgs,
+    name: String,
+) -> Result<(), Failure> {
+    let [channel] = <[String; 1]>::try_from(args.channels).map_err(|channels| {
+        Failure(format!(
+            "--consumer reads the event log of one channel, not {}",
+            channels.len()
+        ))
+    })?;
+    let mut consumer = DurableConsumer::builder(url, name, channel)
+        .batch_size(args.batch_size)
+        .tls(tls)
+        .connect()
+        .await?;
+    eprintln!(
+        "column-notify: connected; listening on {} as consumer {}, replaying from its \
+         acknowledged position",
+        consumer.channel(),
+        consumer.consumer()
+    );
+    let mut interrupt: Interrupt = Box::pin(interrupted());
+    while let Some(event) = until_interrupted(&mut interrupt, consumer.recv_raw()).await? {
+        match event? {
+            RawDurableEvent::Event(event) => {
+                let payload = serde_json::from_str(&event.payload)
+                    .unwrap_or_else(|_| Value::String(event.payload.clone()));
+                let line = json!({
+                    "channel": consumer.channel(),
+                    "event_id": event.event_id,
+                    "payload": payload,
+                });
+                if !print(&line)? {
+                    // Not printed: left unacknowledged for the next run.
+                    return Ok(());
+                }
+                if consumer.buffered() == 0 {
+                    consumer.ack(event.event_id).await?;
+                }
+            }
+            RawDurableEvent::Connection(event) => {
+                eprintln!("column-notify: {}", describe(&event));
+            }
+        }
+    }
+    // Interrupted: everything yielded was printed; acknowledge the rest of the batch.
+    consumer.ack_delivered().await?;
+    Ok(())
+}
+
+/// The next item of `next`, or `None` once SIGINT or SIGTERM came.
+async fn until_interrupted<F: Future>(
+    interrupt: &mut Interrupt,
+    next: F,
+) -> Result<Option<F::Output>, Failure> {
+    tokio::select! {
+        signal = interrupt.as_mut() => {
+            signal?;
+            eprintln!("column-notify: interrupted; exiting");
+            Ok(None)
+        }
+        item = next => Ok(Some(item)),
+    }
+}
+
+fn notification_line(notification: &Notification) -> Value {
     let payload = serde_json::from_str(&notification.payload)
         .unwrap_or_else(|_| Value::String(notification.payload.clone()));
-    let line = json!({
+    json!({
         "channel": notification.channel,
         "payload": payload,
         "process_id": notification.process_id,
-    });
-    writeln!(io::stdout().lock(), "{line}")
+    })
+}
+
+/// Writes one line and flushes it. False when stdout is closed (a broken pipe).
+fn print(line: &Value) -> Result<bool, Failure> {
+    let mut stdout = io::stdout().lock();
+    let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(Failure(format!("cannot write to stdout: {error}"))),
+    }
 }
 
 fn describe(event: &ConnectionEvent) -> String {
@@ -71,7 +151,7 @@ fn describe(event: &ConnectionEvent) -> String {
             let missed = if *may_have_missed {
                 "; notifications sent meanwhile may have been missed"
             } else {
-                ""
+                "; events committed meanwhile are read from the event log"
             };
             format!(
                 "reconnected after {attempts} attempt(s), {downtime:.1?} without listening{missed}"
