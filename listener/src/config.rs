@@ -78,13 +78,13 @@ impl Default for HealthCheck {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until connect() is awaited"]
 pub struct ListenerBuilder {
-    url: String,
-    channels: Vec<String>,
+    pub(crate) url: String,
+    pub(crate) channels: Vec<String>,
     buffer: usize,
-    backoff: Backoff,
+    pub(crate) backoff: Backoff,
     health: HealthCheck,
     connect_timeout: Duration,
-    tls: TlsVerification,
+    pub(crate) tls: TlsVerification,
 }
 
 impl ListenerBuilder {

@@ -15,10 +15,10 @@ use tokio_postgres::{Client, Row};
 use crate::backoff::Backoff;
 use crate::change::Change;
 use crate::client::connect_client;
-use crate::config::HealthCheck;
+use crate::config::ListenerBuilder;
 use crate::error::Error;
 use crate::event::{ConnectionEvent, RawEvent};
-use crate::listener::{Listener, RawListener};
+use crate::listener::RawListener;
 use crate::tls::TlsVerification;
 
 /// The default most events read from the log at once.
@@ -122,7 +122,9 @@ impl<T: DeserializeOwned> DurableEvent<T> {
 }
 
 /// Builds a [`DurableConsumer`]: the URL, the consumer's name, the channel, and optional
-/// settings.
+/// settings. The connection settings are those of a [`ListenerBuilder`] (backoff, health
+/// check, connect timeout, TLS), set through [`connection`](Self::connection); they apply
+/// to both of the consumer's connections (the one that listens, the one that reads).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -132,7 +134,9 @@ impl<T: DeserializeOwned> DurableEvent<T> {
 /// let consumer = DurableConsumer::builder("postgres://postgres@127.0.0.1/shop", "billing", "orders")
 ///     .batch_size(200)
 ///     .poll_interval(Duration::from_secs(1))
-///     .backoff(Backoff::new(Duration::from_millis(50), Duration::from_secs(2)))
+///     .connection(|connection| {
+///         connection.backoff(Backoff::new(Duration::from_millis(50), Duration::from_secs(2)))
+///     })
 ///     .connect()
 ///     .await?;
 /// # let _ = consumer;
@@ -142,15 +146,11 @@ impl<T: DeserializeOwned> DurableEvent<T> {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until connect() is awaited"]
 pub struct DurableConsumerBuilder {
-    url: String,
+    connection: ListenerBuilder,
     consumer: String,
     channel: String,
     batch_size: usize,
     poll_interval: Duration,
-    backoff: Backoff,
-    health: HealthCheck,
-    connect_timeout: Duration,
-    tls: TlsVerification,
 }
 
 impl DurableConsumerBuilder {
@@ -168,27 +168,13 @@ impl DurableConsumerBuilder {
         self
     }
 
-    /// The waits between reconnection attempts.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// How a silent dead listening connection is detected.
-    pub fn health_check(mut self, health: HealthCheck) -> Self {
-        self.health = health;
-        self
-    }
-
-    /// The time one connection attempt may take (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How the server certificate is checked when the URL asks for TLS.
-    pub fn tls(mut self, verification: TlsVerification) -> Self {
-        self.tls = verification;
+    /// Changes the connection settings, given as a [`ListenerBuilder`] for the consumer's
+    /// URL. Channels added there are ignored: the consumer listens to its own channel only.
+    pub fn connection(
+        mut self,
+        configure: impl FnOnce(ListenerBuilder) -> ListenerBuilder,
+    ) -> Self {
+        self.connection = configure(self.connection);
         self
     }
 
@@ -200,36 +186,34 @@ impl DurableConsumerBuilder {
         if self.batch_size == 0 || self.batch_size > i32::MAX as usize {
             return Err(Error::InvalidBatchSize(self.batch_size));
         }
-        let listener = Listener::builder(self.url.clone())
-            .channel(self.channel.clone())
-            .backoff(self.backoff)
-            .health_check(self.health)
-            .connect_timeout(self.connect_timeout)
-            .tls(self.tls.clone())
-            .connect_raw()
-            .await?;
+        let mut connection = self.connection;
+        connection.channels = vec![self.channel.clone()];
         let mut reader = Reader {
-            url: self.url,
-            tls: self.tls,
-            backoff: self.backoff,
+            url: connection.url.clone(),
+            tls: connection.tls.clone(),
+            backoff: connection.backoff,
             client: None,
         };
+        // Listening first: a change committed from here on wakes the consumer up.
+        let listener = connection.connect_raw().await?;
         reader.open().await?;
         Ok(DurableConsumer {
-            listener,
-            reader,
-            consumer: self.consumer,
-            channel: self.channel,
-            batch_size: self.batch_size,
-            poll_interval: self.poll_interval,
-            pending: VecDeque::new(),
-            notices: VecDeque::new(),
-            unacknowledged: VecDeque::new(),
-            delivered: 0,
-            announced: 0,
-            read_wanted: true,
-            last_read: Instant::now(),
-            retry: None,
+            state: State {
+                listener,
+                reader,
+                consumer: self.consumer,
+                channel: self.channel,
+                batch_size: self.batch_size,
+                poll_interval: self.poll_interval,
+                pending: VecDeque::new(),
+                notices: VecDeque::new(),
+                unacknowledged: VecDeque::new(),
+                delivered: 0,
+                announced: 0,
+                read_wanted: true,
+                last_read: Instant::now(),
+                retry: None,
+            },
             rows: PhantomData,
         })
     }
@@ -363,6 +347,13 @@ fn connection_lost(client: &Client, error: &tokio_postgres::Error) -> bool {
 /// ```
 #[derive(Debug)]
 pub struct DurableConsumer<T = Value> {
+    state: State,
+    rows: PhantomData<fn() -> T>,
+}
+
+/// Everything a consumer holds, whatever its row type.
+#[derive(Debug)]
+struct State {
     listener: RawListener,
     reader: Reader,
     consumer: String,
@@ -385,7 +376,6 @@ pub struct DurableConsumer<T = Value> {
     /// When to read again for an announced event the log did not return yet, and the wait
     /// that led there.
     retry: Option<(Instant, Duration)>,
-    rows: PhantomData<fn() -> T>,
 }
 
 impl DurableConsumer {
@@ -407,15 +397,11 @@ impl DurableConsumer {
         channel: impl Into<String>,
     ) -> DurableConsumerBuilder {
         DurableConsumerBuilder {
-            url: url.into(),
+            connection: ListenerBuilder::new(url),
             consumer: consumer.into(),
             channel: channel.into(),
             batch_size: DEFAULT_BATCH_SIZE,
             poll_interval: DEFAULT_POLL_INTERVAL,
-            backoff: Backoff::default(),
-            health: HealthCheck::default(),
-            connect_timeout: Duration::from_secs(10),
-            tls: TlsVerification::default(),
         }
     }
 }
@@ -424,12 +410,12 @@ impl<T: DeserializeOwned> DurableConsumer<T> {
     /// The next event, decoded. Waits as long as it takes; cancel-safe (an event is lost to
     /// no one when the future is dropped).
     pub async fn recv(&mut self) -> Result<DurableEvent<T>, Error> {
-        self.recv_raw().await.map(DurableEvent::decode)
+        self.state.recv_raw().await.map(DurableEvent::decode)
     }
 
     /// The next event, or [`Error::Timeout`] when none comes within `timeout`.
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<DurableEvent<T>, Error> {
-        match tokio::time::timeout(timeout, self.recv_raw()).await {
+        match tokio::time::timeout(timeout, self.state.recv_raw()).await {
             Ok(event) => event.map(DurableEvent::decode),
             Err(_) => Err(Error::Timeout(timeout)),
         }
@@ -440,20 +426,7 @@ impl<T> DurableConsumer<T> {
     /// The same consumer, decoding rows as `U`.
     pub fn typed<U>(self) -> DurableConsumer<U> {
         DurableConsumer {
-            listener: self.listener,
-            reader: self.reader,
-            consumer: self.consumer,
-            channel: self.channel,
-            batch_size: self.batch_size,
-            poll_interval: self.poll_interval,
-            pending: self.pending,
-            notices: self.notices,
-            unacknowledged: self.unacknowledged,
-            delivered: self.delivered,
-            announced: self.announced,
-            read_wanted: self.read_wanted,
-            last_read: self.last_read,
-            retry: self.retry,
+            state: self.state,
             rows: PhantomData,
         }
     }
@@ -462,6 +435,56 @@ impl<T> DurableConsumer<T> {
     /// refused (for example a channel without the extension's functions); lost connections
     /// are reconnected, not returned.
     pub async fn recv_raw(&mut self) -> Result<RawDurableEvent, Error> {
+        self.state.recv_raw().await
+    }
+
+    /// Records on the server that every event up to `event_id` is processed, and returns the
+    /// consumer's position (positions never move back). Reconnects when needed.
+    pub async fn ack(&mut self, event_id: i64) -> Result<i64, Error> {
+        self.state.ack(event_id).await
+    }
+
+    /// Acknowledges every event yielded so far; returns the position, or `None` when there
+    /// was nothing to acknowledge.
+    pub async fn ack_delivered(&mut self) -> Result<Option<i64>, Error> {
+        match self.state.unacknowledged.back() {
+            Some(&last) => self.state.ack(last).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// How many events are read and waiting to be yielded: 0 means the last event yielded
+    /// ended a batch, a good moment to [`ack`](Self::ack).
+    pub fn buffered(&self) -> usize {
+        self.state.pending.len()
+    }
+
+    /// The id of the last event yielded, if any.
+    pub fn last_delivered(&self) -> Option<i64> {
+        (self.state.delivered > 0).then_some(self.state.delivered)
+    }
+
+    /// The consumer's name.
+    pub fn consumer(&self) -> &str {
+        &self.state.consumer
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &str {
+        &self.state.channel
+    }
+
+    /// The most events read at once.
+    pub fn batch_size(&self) -> usize {
+        self.state.batch_size
+    }
+
+    /// Closes both connections (without acknowledging anything). Dropping does the same.
+    pub fn close(self) {}
+}
+
+impl State {
+    async fn recv_raw(&mut self) -> Result<RawDurableEvent, Error> {
         loop {
             if let Some(event) = self.notices.pop_front() {
                 return Ok(RawDurableEvent::Connection(event));
@@ -563,9 +586,7 @@ impl<T> DurableConsumer<T> {
         Ok(())
     }
 
-    /// Records on the server that every event up to `event_id` is processed, and returns the
-    /// consumer's position (positions never move back). Reconnects when needed.
-    pub async fn ack(&mut self, event_id: i64) -> Result<i64, Error> {
+    async fn ack(&mut self, event_id: i64) -> Result<i64, Error> {
         let rows = self
             .reader
             .query(ACK_SQL, &[&self.consumer, &self.channel, &event_id])
@@ -585,42 +606,4 @@ impl<T> DurableConsumer<T> {
         }
         Ok(position)
     }
-
-    /// Acknowledges every event yielded so far; returns the position, or `None` when there
-    /// was nothing to acknowledge.
-    pub async fn ack_delivered(&mut self) -> Result<Option<i64>, Error> {
-        match self.unacknowledged.back() {
-            Some(&last) => self.ack(last).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// How many events are read and waiting to be yielded: 0 means the last event yielded
-    /// ended a batch, a good moment to [`ack`](Self::ack).
-    pub fn buffered(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// The id of the last event yielded, if any.
-    pub fn last_delivered(&self) -> Option<i64> {
-        (self.delivered > 0).then_some(self.delivered)
-    }
-
-    /// The consumer's name.
-    pub fn consumer(&self) -> &str {
-        &self.consumer
-    }
-
-    /// The channel.
-    pub fn channel(&self) -> &str {
-        &self.channel
-    }
-
-    /// The most events read at once.
-    pub fn batch_size(&self) -> usize {
-        self.batch_size
-    }
-
-    /// Closes both connections (without acknowledging anything). Dropping does the same.
-    pub fn close(self) {}
 }

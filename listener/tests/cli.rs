@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -11,15 +11,11 @@ use support::*;
 #[tokio::test]
 async fn listen_prints_json_lines_and_exits_0_on_sigint() {
     let (first, second) = (unique("cli_a"), unique("cli_b"));
-    let mut child = command()
-        .args(["listen", &first, &second])
-        .env("DATABASE_URL", database_url())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = lines(child.stdout.take().unwrap());
-    let stderr = lines(child.stderr.take().unwrap());
+    let (mut child, stdout, stderr) = spawn_piped(
+        command()
+            .args(["listen", &first, &second])
+            .env("DATABASE_URL", database_url()),
+    );
     let connected = stderr.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(
         connected,
@@ -42,11 +38,7 @@ async fn listen_prints_json_lines_and_exits_0_on_sigint() {
     assert_eq!(received[1]["payload"], json!("not json"));
     assert!(received[1]["process_id"].as_i64().unwrap() > 0);
 
-    let interrupted = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
+    signal(&child, "INT");
     let status = wait(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));
     let last = stderr.recv_timeout(Duration::from_secs(1)).unwrap();

@@ -11,23 +11,14 @@ use support::*;
 
 #[tokio::test]
 async fn cluster_restart_is_reported_and_reconnected() {
-    let Ok(restart) = std::env::var("PGCN_RESTART_CMD") else {
-        println!("skipped: set PGCN_RESTART_CMD to a command that restarts the server");
+    let Some(restart) = restart_command() else {
         return;
     };
     let channel = unique("restart");
     let (mut listener, _) =
         reconnecting_listener(database_url(), &channel, HealthCheck::default()).await;
 
-    let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("sh")
-            .args(["-c", &restart])
-            .status()
-    })
-    .await
-    .unwrap()
-    .expect("the restart command runs");
-    assert!(status.success(), "the restart command failed: {status}");
+    restart_server(restart).await;
 
     expect_gap(&mut listener, Duration::from_secs(30)).await;
     let sender = sender().await;

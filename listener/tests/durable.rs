@@ -21,6 +21,22 @@ async fn consumer(db: &DurableDatabase, name: &str, batch: usize) -> DurableCons
         .unwrap()
 }
 
+/// A database of `keys` rows each changed `times` times, a consumer of it, and the changes
+/// it received.
+async fn backlog(
+    name: &str,
+    keys: i32,
+    times: usize,
+    consumer_name: &str,
+    batch: usize,
+) -> (DurableDatabase, DurableConsumer, Vec<(i64, (i32, i32))>) {
+    let db = DurableDatabase::create(name, keys).await;
+    bump_all(&db, times).await;
+    let mut consumer = consumer(&db, consumer_name, batch).await;
+    let received = receive(&mut consumer, keys as usize * times).await;
+    (db, consumer, received)
+}
+
 /// Increments the version of every row, `times` times, one statement each.
 async fn bump_all(db: &DurableDatabase, times: usize) {
     for _ in 0..times {
@@ -58,10 +74,7 @@ async fn assert_quiet(consumer: &mut DurableConsumer) {
 
 #[tokio::test]
 async fn replays_the_backlog_then_follows_live_changes_in_order() {
-    let db = DurableDatabase::create("replay", 5).await;
-    bump_all(&db, 50).await;
-    let mut consumer = consumer(&db, "replayer", 40).await;
-    let mut received = receive(&mut consumer, 250).await;
+    let (db, mut consumer, mut received) = backlog("replay", 5, 50, "replayer", 40).await;
     assert_eq!(consumer.buffered(), 0);
     assert_quiet(&mut consumer).await;
     bump_all(&db, 3).await;
@@ -78,10 +91,7 @@ async fn replays_the_backlog_then_follows_live_changes_in_order() {
 
 #[tokio::test]
 async fn acknowledged_events_are_not_delivered_again_and_the_others_are() {
-    let db = DurableDatabase::create("ack", 4).await;
-    bump_all(&db, 5).await;
-    let mut first = consumer(&db, "billing", 8).await;
-    let all = receive(&mut first, 20).await;
+    let (db, mut first, all) = backlog("ack", 4, 5, "billing", 8).await;
     let position = first.ack(all[11].0).await.unwrap();
     assert_eq!(position, all[11].0);
     assert_eq!(
@@ -107,10 +117,7 @@ async fn acknowledged_events_are_not_delivered_again_and_the_others_are() {
 
 #[tokio::test]
 async fn without_acknowledgements_each_event_still_comes_once() {
-    let db = DurableDatabase::create("no_ack", 7).await;
-    bump_all(&db, 5).await;
-    let mut consumer = consumer(&db, "forgetful", 10).await;
-    let received = receive(&mut consumer, 35).await;
+    let (db, mut consumer, received) = backlog("no_ack", 7, 5, "forgetful", 10).await;
     assert_in_order(&received);
     assert_quiet(&mut consumer).await;
     bump_all(&db, 1).await;

@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::{BTreeSet, HashSet};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -24,15 +24,11 @@ const KILL_AFTER: usize = 600;
 
 /// A consumer process, its stdout lines, and its stderr lines once it said it is connected.
 fn start_consumer(url: &str) -> (Child, Receiver<String>, Receiver<String>) {
-    let mut child = command()
-        .args(["listen", "items", "--consumer", "printer"])
-        .args(["--batch-size", &BATCH.to_string(), "--database-url", url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = lines(child.stdout.take().unwrap());
-    let stderr = lines(child.stderr.take().unwrap());
+    let (child, stdout, stderr) = spawn_piped(
+        command()
+            .args(["listen", "items", "--consumer", "printer"])
+            .args(["--batch-size", &BATCH.to_string(), "--database-url", url]),
+    );
     let connected = stderr.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(
         connected.contains("connected; listening on items as consumer printer"),

@@ -10,24 +10,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use column_notify_listener::{Backoff, ConnectionEvent, DurableConsumer, DurableEvent};
+use column_notify_listener::{ConnectionEvent, DurableConsumer, DurableEvent};
 use support::*;
 
 const KEYS: i32 = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_consumer_loses_nothing_across_a_server_restart() {
-    let Ok(restart) = std::env::var("PGCN_RESTART_CMD") else {
-        println!("skipped: set PGCN_RESTART_CMD to a command that restarts the server");
+    let Some(restart) = restart_command() else {
         return;
     };
     let db = DurableDatabase::create("restart", KEYS).await;
     let mut consumer = DurableConsumer::builder(&db.url, "survivor", "items")
         .batch_size(200)
-        .backoff(Backoff::new(
-            Duration::from_millis(50),
-            Duration::from_millis(500),
-        ))
+        .connection(|connection| connection.backoff(quick_backoff()))
         .connect()
         .await
         .unwrap();
@@ -54,17 +50,7 @@ async fn a_durable_consumer_loses_nothing_across_a_server_restart() {
     });
 
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let restarted_at = Instant::now();
-    let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("sh")
-            .args(["-c", &restart])
-            .status()
-    })
-    .await
-    .unwrap()
-    .expect("the restart command runs");
-    assert!(status.success(), "the restart command failed: {status}");
-    let restart_took = restarted_at.elapsed();
+    let restart_took = restart_server(restart).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.store(true, Ordering::Relaxed);
     let written = writers.await.unwrap();

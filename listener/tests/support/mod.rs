@@ -140,6 +140,36 @@ pub async fn expect_gap(listener: &mut Listener, within: Duration) {
     }
 }
 
+/// A backoff for tests: 50 ms doubling to 500 ms.
+pub fn quick_backoff() -> column_notify_listener::Backoff {
+    column_notify_listener::Backoff::new(Duration::from_millis(50), Duration::from_millis(500))
+}
+
+/// The command that restarts the server, from `PGCN_RESTART_CMD`; `None` (and a message
+/// saying the test is skipped) when it is not set.
+pub fn restart_command() -> Option<String> {
+    let command = std::env::var("PGCN_RESTART_CMD").ok();
+    if command.is_none() {
+        println!("skipped: set PGCN_RESTART_CMD to a command that restarts the server");
+    }
+    command
+}
+
+/// Runs the restart command, which must succeed; returns how long it took.
+pub async fn restart_server(command: String) -> Duration {
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .args(["-c", &command])
+            .status()
+    })
+    .await
+    .unwrap()
+    .expect("the restart command runs");
+    assert!(status.success(), "the restart command failed: {status}");
+    started.elapsed()
+}
+
 /// A listener on `channel` that retries quickly (50 ms doubling to 500 ms), with the
 /// given health check, shown working with change 1; and the sender that proved it.
 pub async fn reconnecting_listener(
@@ -147,14 +177,10 @@ pub async fn reconnecting_listener(
     channel: &str,
     health: column_notify_listener::HealthCheck,
 ) -> (Listener, Client) {
-    use column_notify_listener::Backoff;
     let mut listener = Listener::builder(url)
         .channel(channel)
         .health_check(health)
-        .backoff(Backoff::new(
-            Duration::from_millis(50),
-            Duration::from_millis(500),
-        ))
+        .backoff(quick_backoff())
         .connect()
         .await
         .unwrap();
@@ -198,6 +224,24 @@ pub fn lines(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Rece
         }
     });
     receiver
+}
+
+/// Starts `command` with stdout and stderr piped, read line by line.
+pub fn spawn_piped(
+    command: &mut std::process::Command,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines(child.stdout.take().unwrap());
+    let stderr = lines(child.stderr.take().unwrap());
+    (child, stdout, stderr)
 }
 
 /// Waits for a child to exit; kills it and fails past `within`.

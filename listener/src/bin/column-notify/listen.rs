@@ -61,7 +61,7 @@ async fn durable(
     })?;
     let mut consumer = DurableConsumer::builder(url, name, channel)
         .batch_size(args.batch_size)
-        .tls(tls)
+        .connection(|connection| connection.tls(tls))
         .connect()
         .await?;
     eprintln!(
