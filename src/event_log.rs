@@ -23,6 +23,15 @@ pub struct EventLog {
     sequence: pg_sys::Oid,
     nextval: pg_sys::FmgrInfo,
     fence_lock: pg_sys::FmgrInfo,
+    /// The log's indexes, described once per statement (in `memory_context`).
+    indexes: Option<Vec<LogIndex>>,
+    memory_context: pg_sys::MemoryContext,
+}
+
+struct LogIndex {
+    oid: pg_sys::Oid,
+    info: *mut pg_sys::IndexInfo,
+    unique: bool,
 }
 
 /// The (top transaction, subtransaction) that last took a fence. A backend runs one
@@ -50,6 +59,8 @@ impl EventLog {
                 sequence,
                 nextval: builtin(c"nextval_oid", memory_context),
                 fence_lock: builtin(c"pg_advisory_xact_lock_shared_int4", memory_context),
+                indexes: None,
+                memory_context,
             }
         }
     }
@@ -115,9 +126,37 @@ impl EventLog {
                 nulls.as_mut_ptr(),
             );
             pg_sys::simple_heap_insert(relation, tuple);
-            insert_index_entries(relation, tuple, &values);
+            let memory_context = self.memory_context;
+            let indexes = self
+                .indexes
+                .get_or_insert_with(|| describe_indexes(relation, memory_context));
+            insert_index_entries(relation, indexes, tuple, &values);
             pg_sys::table_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
         }
+    }
+}
+
+/// The indexes of the log, with what inserting into them needs.
+unsafe fn describe_indexes(
+    relation: pg_sys::Relation,
+    memory_context: pg_sys::MemoryContext,
+) -> Vec<LogIndex> {
+    unsafe {
+        let list = pg_sys::RelationGetIndexList(relation);
+        let count = if list.is_null() { 0 } else { (*list).length };
+        let indexes = (0..count)
+            .map(|n| {
+                let oid = pg_sys::list_nth_oid(list, n);
+                let index = pg_sys::index_open(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+                let info = PgMemoryContexts::For(memory_context)
+                    .switch_to(|_| pg_sys::BuildIndexInfo(index));
+                let unique = (*(*index).rd_index).indisunique;
+                pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+                LogIndex { oid, info, unique }
+            })
+            .collect();
+        pg_sys::list_free(list);
+        indexes
     }
 }
 
@@ -134,29 +173,22 @@ unsafe fn text_datum(bytes: &[u8]) -> pg_sys::Datum {
 /// Inserts the index entries of a new tuple (plain column indexes, as the log has).
 unsafe fn insert_index_entries(
     relation: pg_sys::Relation,
+    indexes: &[LogIndex],
     tuple: pg_sys::HeapTuple,
     values: &[pg_sys::Datum],
 ) {
-    unsafe {
-        let indexes = pg_sys::RelationGetIndexList(relation);
-        let count = if indexes.is_null() {
-            0
-        } else {
-            (*indexes).length
-        };
-        for n in 0..count {
-            let index_oid = pg_sys::list_nth_oid(indexes, n);
-            let index = pg_sys::index_open(index_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-            let info =
-                PgMemoryContexts::CurrentMemoryContext.switch_to(|_| pg_sys::BuildIndexInfo(index));
-            let width = (*info).ii_NumIndexAttrs as usize;
-            let info_ref = &*info;
-            let mut key_values: Vec<pg_sys::Datum> = info_ref.ii_IndexAttrNumbers[..width]
+    for log_index in indexes {
+        unsafe {
+            let index =
+                pg_sys::index_open(log_index.oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            let info = &*log_index.info;
+            let width = info.ii_NumIndexAttrs as usize;
+            let mut key_values: Vec<pg_sys::Datum> = info.ii_IndexAttrNumbers[..width]
                 .iter()
                 .map(|&attnum| values[attnum as usize - 1])
                 .collect();
             let mut key_nulls = vec![false; width];
-            let unique = if (*(*index).rd_index).indisunique {
+            let unique = if log_index.unique {
                 pg_sys::IndexUniqueCheck::UNIQUE_CHECK_YES
             } else {
                 pg_sys::IndexUniqueCheck::UNIQUE_CHECK_NO
@@ -169,10 +201,9 @@ unsafe fn insert_index_entries(
                 relation,
                 unique,
                 false,
-                info,
+                log_index.info,
             );
             pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         }
-        pg_sys::list_free(indexes);
     }
 }
