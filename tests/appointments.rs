@@ -5,6 +5,16 @@ use serde_json::json;
 
 const MIGRATION: &str = include_str!("../appointments_demo/migrations/001_appointments.sql");
 
+async fn cancel(db: &TestDatabase, id: i64) {
+    db.client
+        .execute(
+            "UPDATE appointments SET canceled = true WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn canceling_an_appointment_notifies_with_old_and_new_rows() {
     let db = TestDatabase::create("appointments").await;
@@ -18,13 +28,7 @@ async fn canceling_an_appointment_notifies_with_old_and_new_rows() {
     .await;
     listener.assert_silent().await; // watches fire on UPDATE only, by default
 
-    db.client
-        .execute(
-            "UPDATE appointments SET canceled = true WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    cancel(&db, id).await;
     let received = listener.next().await;
 
     assert_eq!(received.channel, "appointments_canceled_changed");
@@ -52,13 +56,7 @@ async fn canceling_an_appointment_notifies_with_old_and_new_rows() {
     }
 
     // Canceling again changes nothing, so nothing is sent.
-    db.client
-        .execute(
-            "UPDATE appointments SET canceled = true WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    cancel(&db, id).await;
     listener.assert_silent().await;
 }
 
