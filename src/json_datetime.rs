@@ -105,9 +105,13 @@ fn civil_from_julian(julian_day: i64) -> (i64, i64, i64) {
 /// `YYYY-MM-DD`, years before 1 AD written as their BC number (the era follows at the end).
 fn push_ymd(out: &mut Vec<u8>, year: i64, month: i64, day: i64) {
     let shown_year = if year > 0 { year } else { 1 - year };
-    let digits = itoa::Buffer::new().format(shown_year).len();
-    out.extend(std::iter::repeat_n(b'0', 4usize.saturating_sub(digits)));
-    out.extend_from_slice(itoa::Buffer::new().format(shown_year).as_bytes());
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(shown_year).as_bytes();
+    out.extend(std::iter::repeat_n(
+        b'0',
+        4usize.saturating_sub(digits.len()),
+    ));
+    out.extend_from_slice(digits);
     out.push(b'-');
     push_two_digits(out, month);
     out.push(b'-');

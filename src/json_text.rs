@@ -7,6 +7,12 @@
 pub fn push_string(out: &mut Vec<u8>, text: &[u8]) {
     out.reserve(text.len() + 2);
     out.push(b'"');
+    // Most text needs no escape at all: copy it in one go.
+    if !text.iter().any(|&byte| needs_escape(byte)) {
+        out.extend_from_slice(text);
+        out.push(b'"');
+        return;
+    }
     let mut clean_from = 0;
     for (at, &byte) in text.iter().enumerate() {
         let escape: &[u8] = match byte {
@@ -30,6 +36,10 @@ pub fn push_string(out: &mut Vec<u8>, text: &[u8]) {
     }
     out.extend_from_slice(&text[clean_from..]);
     out.push(b'"');
+}
+
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
 fn push_unicode_escape(out: &mut Vec<u8>, byte: u8) {

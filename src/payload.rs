@@ -5,7 +5,6 @@
 use std::ops::Range;
 
 use crate::datum_image::Images;
-use crate::json_text::{push_key, push_string};
 use crate::notify::MAX_PAYLOAD_BYTES;
 use crate::row_values::RowValues;
 use crate::trigger_plan::{ColumnPlan, TriggerPlan};
@@ -18,11 +17,12 @@ pub enum Operation {
 }
 
 impl Operation {
-    fn name(self) -> &'static [u8] {
+    /// The payload's opening member, `{"op":"…"`, written as is on every row.
+    fn opening(self) -> &'static [u8] {
         match self {
-            Self::Insert => b"INSERT",
-            Self::Update => b"UPDATE",
-            Self::Delete => b"DELETE",
+            Self::Insert => br#"{"op":"INSERT""#,
+            Self::Update => br#"{"op":"UPDATE""#,
+            Self::Delete => br#"{"op":"DELETE""#,
         }
     }
 }
@@ -69,19 +69,16 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change, event_id: Option<i
     payload.clear();
     let identity_row = if change.has_old { &*old } else { &*new };
 
-    payload.push(b'{');
-    push_key(payload, b"op");
-    push_string(payload, change.operation.name());
+    payload.extend_from_slice(change.operation.opening());
     if let Some(event_id) = event_id {
-        payload.push(b',');
-        push_key(payload, b"event_id");
+        payload.extend_from_slice(br#","event_id":"#);
         payload.extend_from_slice(itoa::Buffer::new().format(event_id).as_bytes());
     }
     cut_points.operation_end = payload.len();
     payload.push(b',');
     payload.extend_from_slice(table_members);
     payload.push(b',');
-    push_key(payload, b"changed");
+    payload.extend_from_slice(br#""changed":"#);
     payload.push(b'[');
     for (n, &position) in changed.iter().enumerate() {
         if n > 0 {
@@ -92,26 +89,22 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change, event_id: Option<i
     payload.push(b']');
     cut_points.metadata_end = payload.len();
 
-    payload.push(b',');
-    push_key(payload, b"id");
+    payload.extend_from_slice(br#","id":"#);
     unsafe { push_row_key(payload, columns, key, identity_row) };
     if change.key_changed {
-        payload.push(b',');
-        push_key(payload, b"new_id");
+        payload.extend_from_slice(br#","new_id":"#);
         unsafe { push_row_key(payload, columns, key, new) };
     }
     cut_points.identity_end = payload.len();
 
-    payload.push(b',');
-    push_key(payload, b"old");
+    payload.extend_from_slice(br#","old":"#);
     old_spans.clear();
     if change.has_old {
         unsafe { push_row(payload, columns, shown, old, Some(old_spans), None) };
     } else {
         payload.extend_from_slice(b"null");
     }
-    payload.push(b',');
-    push_key(payload, b"new");
+    payload.extend_from_slice(br#","new":"#);
     if change.has_new {
         let reuse = change.has_old.then_some((&*old, old_spans.as_slice()));
         unsafe { push_row(payload, columns, shown, new, None, reuse) };
@@ -128,11 +121,11 @@ pub fn fit_for_notify(plan: &mut TriggerPlan) {
     const TRUNCATED: &[u8] = b",\"truncated\":true}";
     let payload = &mut plan.payload;
     let cut = plan.cut_points;
-    // A NUL inside would cut the payload short; JSON escaping never writes one, but a
-    // type's own JSON function is not ours to trust blindly.
-    if payload.len() >= MAX_PAYLOAD_BYTES || memchr_nul(payload) {
-        let fits =
-            |end: usize| end + TRUNCATED.len() < MAX_PAYLOAD_BYTES && !memchr_nul(&payload[..end]);
+    // No NUL can be inside: JSON escaping writes control characters as \u00XX, and text
+    // values (which verbatim json and type outputs are) never hold a NUL byte.
+    debug_assert!(!payload.contains(&0));
+    if payload.len() >= MAX_PAYLOAD_BYTES {
+        let fits = |end: usize| end + TRUNCATED.len() < MAX_PAYLOAD_BYTES;
         let keep = [cut.identity_end, cut.metadata_end, cut.operation_end]
             .into_iter()
             .find(|&end| fits(end))
@@ -214,8 +207,4 @@ unsafe fn push_value(out: &mut Vec<u8>, column: &mut ColumnPlan, row: &RowValues
         Some(value) => unsafe { column.encoder.encode(value, out) },
         None => out.extend_from_slice(b"null"),
     }
-}
-
-fn memchr_nul(bytes: &[u8]) -> bool {
-    bytes.contains(&0)
 }
