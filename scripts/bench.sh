@@ -31,6 +31,7 @@ results=bench/RESULTS.md
     echo "Measured by \`make bench\` on $(date -u +%Y-%m-%d): $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)), $(free -g | awk '/^Mem:/ {print $2}') GiB,"
     echo "$(psql -X -tA "$DATABASE_URL" -c 'SELECT version()' | cut -d, -f1), extension built in release mode."
     echo "A shared machine: compare the ratios within one table, not absolute times across runs."
+    echo "Where the time goes, and what made the trigger cheap: [PROFILE.md](PROFILE.md)."
     echo
     echo "## Per-row trigger overhead"
     echo
