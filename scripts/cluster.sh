@@ -7,7 +7,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_CONFIG="${PG_CONFIG:-/usr/bin/pg_config}"
 BINDIR="$("$PG_CONFIG" --bindir)"
-CLUSTER_DIR="${PGCN_CLUSTER_DIR:-$ROOT/target/pgcluster}"
+# shellcheck source=scripts/server_dirs.sh
+. "$ROOT/scripts/server_dirs.sh"
+CLUSTER_DIR="${PGCN_CLUSTER_DIR:-$(server_dir pgcluster)}"
 PGDATA="$CLUSTER_DIR/data"
 SOCKET_DIR="$CLUSTER_DIR/socket"
 LOG_FILE="$CLUSTER_DIR/server.log"
@@ -39,7 +41,7 @@ init_cluster() {
     mkdir -p "$CLUSTER_DIR"
     if [ "$(id -u)" -eq 0 ]; then
         chown postgres: "$CLUSTER_DIR"
-        # The server user must be able to reach its folder through the project tree.
+        # The server user must be able to reach its folder.
         local dir="$CLUSTER_DIR"
         while [ "$dir" != "/" ]; do
             dir="$(dirname "$dir")"

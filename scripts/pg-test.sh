@@ -4,7 +4,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PGDATA_DIR="$ROOT/target/pgrx-test-data"
+# shellcheck source=scripts/server_dirs.sh
+. "$ROOT/scripts/server_dirs.sh"
+PGDATA_DIR="$(server_dir pgrx-test-data)"
 
 cd "$ROOT"
 if [ "$(id -u)" -eq 0 ]; then
