@@ -1,7 +1,7 @@
 //! A watch through the life of its table: renamed columns and tables, dropped columns and
 //! tables, and DROP EXTENSION.
 
-use integration_tests::{sqlstate, TestDatabase};
+use integration_tests::{query_i64, sqlstate, TestDatabase};
 use serde_json::json;
 use tokio_postgres::Client;
 
@@ -150,6 +150,65 @@ async fn drop_extension_refuses_while_watches_exist_and_cascade_removes_them() {
     assert_eq!(triggers, 0, "CASCADE removed the watch triggers");
     db.client
         .batch_execute("UPDATE orders SET state = 'x'")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_ordinary_table_owner_can_watch_rename_drop_and_read_durable_events() {
+    let db = TestDatabase::create("ordinary_owner").await;
+    db.client
+        .batch_execute(
+            "DROP ROLE IF EXISTS pgcn_owner;
+             CREATE ROLE pgcn_owner;
+             GRANT CREATE ON SCHEMA public TO pgcn_owner;
+             SET ROLE pgcn_owner;
+             CREATE TABLE orders (id int PRIMARY KEY, state text, secret text);
+             INSERT INTO orders VALUES (1, 'new', 's');
+             SELECT watch_column('orders', 'state', 'orders', durable => true, exclude => '{secret}');",
+        )
+        .await
+        .unwrap();
+    let mut listener = db.listen("orders").await;
+    db.client
+        .batch_execute(
+            "UPDATE orders SET state = 'paid';
+             ALTER TABLE orders RENAME COLUMN state TO status;
+             UPDATE orders SET status = 'shipped';",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listener.next().await.payload["new"],
+        json!({"id": 1, "state": "paid"})
+    );
+    assert_eq!(
+        listener.next().await.payload["new"],
+        json!({"id": 1, "status": "shipped"})
+    );
+    let replayed = query_i64(
+        &db.client,
+        "SELECT count(*) FROM read_events('owner', 'orders')",
+    )
+    .await;
+    assert_eq!(replayed, 2);
+
+    db.client
+        .batch_execute("ALTER TABLE orders DROP COLUMN secret; DROP TABLE orders;")
+        .await
+        .unwrap();
+    assert_eq!(
+        query_i64(&db.client, "SELECT count(*) FROM column_watches").await,
+        0
+    );
+    let error = db
+        .client
+        .batch_execute("SELECT prune_events()")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&error), "42501", "pruning is for the log's owner");
+    db.client
+        .batch_execute("RESET ROLE; DROP OWNED BY pgcn_owner; DROP ROLE pgcn_owner;")
         .await
         .unwrap();
 }
