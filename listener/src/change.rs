@@ -63,9 +63,13 @@ pub struct Change<T = Value> {
     /// The table's schema, when the sender says it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
-    /// The table's name, when the sender says it.
+    /// The table's name, when the sender says it (for a row of a partition: the partitioned
+    /// table at the root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// The partition the row lives in, for a row of a partitioned table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
     /// The watched columns that changed (empty when the sender does not say).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<String>,
