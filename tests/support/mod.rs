@@ -38,7 +38,9 @@ pub async fn connect(url: &str) -> Client {
         .await
         .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"));
     tokio::spawn(async move {
-        let _ = connection.await;
+        if let Err(error) = connection.await {
+            eprintln!("a test connection ended: {error}");
+        }
     });
     client
 }
