@@ -30,3 +30,11 @@ pub unsafe fn function_info(
     unsafe { pg_sys::fmgr_info_cxt(oid, &mut info, memory_context) };
     info
 }
+
+/// The output function (`typoutput`) of a type.
+pub fn output_function(type_oid: pg_sys::Oid) -> pg_sys::Oid {
+    let mut function = pg_sys::InvalidOid;
+    let mut is_varlena = false;
+    unsafe { pg_sys::getTypeOutputInfo(type_oid, &mut function, &mut is_varlena) };
+    function
+}

@@ -162,7 +162,7 @@ pub fn forget_table(table: pg_sys::Oid) {
 
 /// Removes one watch: its trigger, when the table is still there, and its catalog row.
 pub fn forget_watch(table_oid: pg_sys::Oid, trigger: &str) {
-    if let Ok((table, _lock)) = WatchedTable::open(table_oid) {
+    if let Ok(table) = WatchedTable::open(table_oid) {
         drop_trigger(&table, trigger);
     }
     Spi::run_with_args(

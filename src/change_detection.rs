@@ -5,6 +5,7 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
+use crate::builtin_functions::{function_info, output_function};
 use crate::datum_image::{Images, Storage};
 
 pub enum Equality {
@@ -38,31 +39,24 @@ impl Equality {
         unsafe {
             let cache = pg_sys::lookup_type_cache(type_oid, pg_sys::TYPECACHE_EQ_OPR as i32);
             let operator = (*cache).eq_opr;
-            let mut function = pg_sys::FmgrInfo::default();
-            if operator != pg_sys::InvalidOid {
-                let procedure = pg_sys::get_opcode(operator);
-                if is_identity_equality(procedure, collation) {
-                    let operator = (storage.length == -1).then(|| {
-                        pg_sys::fmgr_info_cxt(procedure, &mut function, memory_context);
-                        function
-                    });
-                    return Self::SameImage {
-                        storage,
-                        operator,
-                        collation,
-                    };
-                }
-                pg_sys::fmgr_info_cxt(procedure, &mut function, memory_context);
-                Self::Operator {
-                    function,
+            if operator == pg_sys::InvalidOid {
+                let output = function_info(output_function(type_oid), memory_context);
+                return Self::TextForm { output };
+            }
+            let procedure = pg_sys::get_opcode(operator);
+            if is_identity_equality(procedure, collation) {
+                // Only varlena text can hold equal values in different images (one toasted).
+                let operator =
+                    (storage.length == -1).then(|| function_info(procedure, memory_context));
+                return Self::SameImage {
+                    storage,
+                    operator,
                     collation,
-                }
-            } else {
-                let mut output = pg_sys::InvalidOid;
-                let mut is_varlena = false;
-                pg_sys::getTypeOutputInfo(type_oid, &mut output, &mut is_varlena);
-                pg_sys::fmgr_info_cxt(output, &mut function, memory_context);
-                Self::TextForm { output: function }
+                };
+            }
+            Self::Operator {
+                function: function_info(procedure, memory_context),
+                collation,
             }
         }
     }

@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys};
 
 use crate::catalog::{self, CatalogLayout, StoredWatch};
+use crate::function_info::call_context;
 use crate::watch::{self, WatchedTable};
 
 crate::function_info::v1_function_info!(pg_finfo_column_notify_follow_renames);
@@ -109,33 +110,30 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
 /// Installs `changed` in place of `stored`, under the same trigger name; when the watch no
 /// longer makes sense (no column left, key gone), removes it and says so.
 fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: StoredWatch) {
-    let outcome = WatchedTable::open(table_oid).and_then(|(table, _lock)| {
+    let outcome = WatchedTable::open(table_oid).and_then(|table| {
         table.check_spec(&changed.spec)?;
-        watch::install(
+        Ok(table)
+    });
+    match outcome {
+        Ok(table) => watch::install(
             &table,
             &changed.spec,
             changed.events,
             &stored.trigger,
             CatalogLayout::Current,
-        )?;
-        Ok(())
-    });
-    if let Err(reason) = outcome {
-        pgrx::warning!(
-            "pg_column_notify: removed watch {} of table {}: {reason}",
-            stored.trigger,
-            catalog::table_display_name(table_oid)
-        );
-        catalog::forget_watch(table_oid, &stored.trigger);
+        ),
+        Err(reason) => {
+            pgrx::warning!(
+                "pg_column_notify: removed watch {} of table {}: {reason}",
+                stored.trigger,
+                catalog::table_display_name(table_oid)
+            );
+            catalog::forget_watch(table_oid, &stored.trigger);
+        }
     }
 }
 
 unsafe fn event_trigger_data<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a pg_sys::EventTriggerData {
-    unsafe {
-        let context = (*fcinfo).context;
-        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
-            pgrx::error!("pg_column_notify: not called by an event trigger");
-        }
-        &*(context as *const pg_sys::EventTriggerData)
-    }
+    unsafe { call_context(fcinfo, pg_sys::NodeTag::T_EventTriggerData) }
+        .unwrap_or_else(|| pgrx::error!("pg_column_notify: not called by an event trigger"))
 }

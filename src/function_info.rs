@@ -1,5 +1,7 @@
-//! The `pg_finfo_*` record PostgreSQL looks up to call a C function with the version-1
-//! convention, for the functions written by hand rather than by `#[pg_extern]`.
+//! The version-1 calling convention, for the functions written by hand rather than by
+//! `#[pg_extern]`: the `pg_finfo_*` record PostgreSQL looks up, and the call's context.
+
+use pgrx::pg_sys;
 
 /// Defines `pg_finfo_<function>`; pass that full name.
 macro_rules! v1_function_info {
@@ -15,3 +17,18 @@ macro_rules! v1_function_info {
 }
 
 pub(crate) use v1_function_info;
+
+/// The node PostgreSQL passed as the call's context (`TriggerData` for a trigger,
+/// `EventTriggerData` for an event trigger), when it is of type `tag`.
+///
+/// # Safety
+/// `fcinfo` must be a call from the function manager; `T` must be the struct of `tag`.
+pub unsafe fn call_context<'a, T>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    tag: pg_sys::NodeTag,
+) -> Option<&'a T> {
+    unsafe {
+        let context = (*fcinfo).context;
+        (!context.is_null() && (*context).type_ == tag).then(|| &*(context as *const T))
+    }
+}

@@ -6,7 +6,7 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
-use crate::builtin_functions::{builtin, function_info};
+use crate::builtin_functions::{builtin, function_info, output_function};
 use crate::datum_image::is_plain;
 use crate::json_datetime;
 use crate::json_text;
@@ -179,13 +179,6 @@ unsafe fn varlena_bytes<'a>(value: pg_sys::Datum) -> &'a [u8] {
 
 unsafe fn call_output<'a>(output: &mut pg_sys::FmgrInfo, value: pg_sys::Datum) -> &'a [u8] {
     unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(output, value)).to_bytes() }
-}
-
-fn output_function(type_oid: pg_sys::Oid) -> pg_sys::Oid {
-    let mut function = pg_sys::InvalidOid;
-    let mut is_varlena = false;
-    unsafe { pg_sys::getTypeOutputInfo(type_oid, &mut function, &mut is_varlena) };
-    function
 }
 
 fn is_array(type_oid: pg_sys::Oid) -> bool {

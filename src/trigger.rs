@@ -10,6 +10,7 @@ use pgrx::{pg_guard, pg_sys};
 
 use crate::errors::TriggerProtocolError;
 use crate::event_log::EventLog;
+use crate::function_info::call_context;
 use crate::notify;
 use crate::payload::{self, Change, Operation};
 use crate::transition_rows::TransitionRows;
@@ -143,13 +144,8 @@ unsafe fn notify_change(plan: &mut TriggerPlan, operation: Operation) {
 }
 
 unsafe fn trigger_data<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a pg_sys::TriggerData {
-    unsafe {
-        let context = (*fcinfo).context;
-        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
-            TriggerProtocolError::NotATrigger.report()
-        }
-        &*(context as *const pg_sys::TriggerData)
-    }
+    unsafe { call_context(fcinfo, pg_sys::NodeTag::T_TriggerData) }
+        .unwrap_or_else(|| TriggerProtocolError::NotATrigger.report())
 }
 
 fn operation(event: pg_sys::TriggerEvent) -> Operation {

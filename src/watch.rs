@@ -113,7 +113,7 @@ impl WatchRequest {
     pub fn install(self, layout: CatalogLayout) -> Result<String, WatchError> {
         let (table, spec, events) = self.check()?;
         let trigger = trigger_name_for(&spec.columns);
-        install(&table, &spec, events, &trigger, layout)?;
+        install(&table, &spec, events, &trigger, layout);
         Ok(spec.channel)
     }
 
@@ -121,7 +121,7 @@ impl WatchRequest {
         let table_oid = self.table.ok_or(WatchError::NullArgument("tbl"))?;
         let columns = names("cols", self.columns)?.ok_or(WatchError::NullArgument("cols"))?;
         let events = names("events", self.events)?.ok_or(WatchError::NullArgument("events"))?;
-        let (table, _lock) = WatchedTable::open(table_oid)?;
+        let table = WatchedTable::open(table_oid)?;
         let channel = match self.channel {
             Some(channel) => channel,
             None => format!("{}_{}_changed", table.name, columns.join("_")),
@@ -158,6 +158,7 @@ pub struct WatchedTable {
     oid: pg_sys::Oid,
     schema: String,
     name: String,
+    has_primary_key: bool,
 }
 
 impl WatchedTable {
@@ -165,9 +166,10 @@ impl WatchedTable {
         quote_qualified_identifier(self.schema.as_str(), self.name.as_str())
     }
 
-    /// Opens `oid` and checks that it is a table the current role owns. The returned
-    /// relation holds the lock that keeps it so until the end of the transaction.
-    pub fn open(oid: pg_sys::Oid) -> Result<(Self, PgRelation), WatchError> {
+    /// Checks that `oid` is a table the current role owns, and locks it until the end of
+    /// the transaction (the lock CREATE TRIGGER takes), so nothing changes it between these
+    /// checks and the trigger's creation.
+    pub fn open(oid: pg_sys::Oid) -> Result<Self, WatchError> {
         let display = table_display_name(oid);
         let exists = unsafe {
             pg_sys::SearchSysCacheExists(
@@ -191,16 +193,18 @@ impl WatchedTable {
         if unsafe { !pg_sys::pg_class_ownercheck(oid, pg_sys::GetUserId()) } {
             return Err(WatchError::NotOwner { table: display });
         }
-        // SAFETY: the relation exists; the lock is held until the end of the transaction.
+        // SAFETY: the relation exists and is locked; `PgRelation::open` only reads it and
+        // closes it without touching the lock.
         let relation = unsafe {
-            PgRelation::with_lock(oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE)
+            pg_sys::LockRelationOid(oid, pg_sys::ShareRowExclusiveLock as pg_sys::LOCKMODE);
+            PgRelation::open(oid)
         };
-        let table = Self {
+        Ok(Self {
             oid,
             schema: relation.namespace().to_owned(),
             name: relation.name().to_owned(),
-        };
-        Ok((table, relation))
+            has_primary_key: !unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty(),
+        })
     }
 
     /// Checks every column the spec names, the key, the options and the channel.
@@ -224,15 +228,10 @@ impl WatchedTable {
                 column: duplicate.to_owned(),
             });
         }
-        if spec.key.is_none() {
-            let relation = unsafe {
-                PgRelation::with_lock(self.oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE)
-            };
-            if unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty() {
-                return Err(WatchError::NoPrimaryKey {
-                    table: self.qualified(),
-                });
-            }
+        if spec.key.is_none() && !self.has_primary_key {
+            return Err(WatchError::NoPrimaryKey {
+                table: self.qualified(),
+            });
         }
         match notify::check_channel(&spec.channel) {
             Ok(()) => Ok(()),
@@ -282,7 +281,7 @@ pub fn install(
     events: Events,
     trigger: &str,
     layout: CatalogLayout,
-) -> Result<(), WatchError> {
+) {
     let arguments: Vec<String> = spec.to_arguments().iter().map(quote_literal).collect();
     let ddl = format!(
         "CREATE OR REPLACE TRIGGER {trigger} AFTER {events} ON {table} FOR EACH ROW \
@@ -295,11 +294,10 @@ pub fn install(
     );
     Spi::run(&ddl).expect("creating the watch trigger");
     catalog::record(table.oid, spec, events, trigger, layout);
-    Ok(())
 }
 
 fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchError> {
-    let (table, _lock) = WatchedTable::open(table_oid)?;
+    let table = WatchedTable::open(table_oid)?;
     table.check_column(column)?;
     let triggers: Vec<String> = Spi::connect_mut(|client| {
         client
