@@ -5,15 +5,13 @@ use integration_tests::TestDatabase;
 use serde_json::json;
 
 async fn watched_table(name: &str) -> (TestDatabase, integration_tests::Listener) {
-    let db = TestDatabase::create(name).await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE items (id int PRIMARY KEY, status text, note text);
+    let db = TestDatabase::with_schema(
+        name,
+        "CREATE TABLE items (id int PRIMARY KEY, status text, note text);
              INSERT INTO items VALUES (1, NULL, 'a'), (2, 'open', 'b'), (3, 'open', 'c');
              SELECT watch_column('items', 'status', 'items_status');",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let listener = db.listen("items_status").await;
     (db, listener)
 }
@@ -95,16 +93,14 @@ async fn one_statement_over_several_rows_sends_one_event_per_changed_row() {
 
 #[tokio::test]
 async fn hand_written_trigger_watching_two_columns() {
-    let db = TestDatabase::create("hand_written").await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY, a int, b int, c int);
+    let db = TestDatabase::with_schema(
+        "hand_written",
+        "CREATE TABLE t (id int PRIMARY KEY, a int, b int, c int);
              INSERT INTO t VALUES (1, 1, 1, 1);
              CREATE TRIGGER t_changed AFTER UPDATE ON t FOR EACH ROW
                EXECUTE FUNCTION notify_column_changed('t_ab', 'a', 'b');",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let mut listener = db.listen("t_ab").await;
     db.client.execute("UPDATE t SET c = 2", &[]).await.unwrap();
     listener.assert_silent().await;
@@ -116,16 +112,14 @@ async fn hand_written_trigger_watching_two_columns() {
 
 #[tokio::test]
 async fn composite_primary_key_is_an_object_in_key_order() {
-    let db = TestDatabase::create("composite_key").await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE seats (note text, \"Row\" text, seat int, taken boolean,
+    let db = TestDatabase::with_schema(
+        "composite_key",
+        "CREATE TABLE seats (note text, \"Row\" text, seat int, taken boolean,
                                  PRIMARY KEY (seat, \"Row\"));
              INSERT INTO seats VALUES ('x', 'B', 7, false);
              SELECT watch_column('seats', 'taken');",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let mut listener = db.listen("seats_taken_changed").await;
     db.client
         .execute("UPDATE seats SET taken = true", &[])
@@ -142,15 +136,13 @@ async fn composite_primary_key_is_an_object_in_key_order() {
 
 #[tokio::test]
 async fn primary_key_with_another_name_is_the_id() {
-    let db = TestDatabase::create("named_key").await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE users (email text PRIMARY KEY, plan text);
+    let db = TestDatabase::with_schema(
+        "named_key",
+        "CREATE TABLE users (email text PRIMARY KEY, plan text);
              INSERT INTO users VALUES ('a@example.com', 'free');
              SELECT watch_column('users', 'plan');",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let mut listener = db.listen("users_plan_changed").await;
     db.client
         .execute("UPDATE users SET plan = 'pro'", &[])
@@ -161,19 +153,17 @@ async fn primary_key_with_another_name_is_the_id() {
 
 #[tokio::test]
 async fn statement_level_trigger_with_transition_tables_sends_the_same_payloads() {
-    let db = TestDatabase::create("statement_level").await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE s (id int PRIMARY KEY, state text, note text);
+    let db = TestDatabase::with_schema(
+        "statement_level",
+        "CREATE TABLE s (id int PRIMARY KEY, state text, note text);
              INSERT INTO s SELECT g, 'open', 'n' || g FROM generate_series(1, 50) g;
              CREATE TRIGGER by_row AFTER UPDATE ON s FOR EACH ROW
                EXECUTE FUNCTION notify_column_changed('by_row', 'state');
              CREATE TRIGGER by_statement AFTER UPDATE ON s
                REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
                EXECUTE FUNCTION notify_column_changed('by_statement', 'state');",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let mut by_row = db.listen("by_row").await;
     let mut by_statement = db.listen("by_statement").await;
     db.client
@@ -198,16 +188,14 @@ async fn statement_level_trigger_with_transition_tables_sends_the_same_payloads(
 
 #[tokio::test]
 async fn statement_level_trigger_without_transition_tables_is_refused() {
-    let db = TestDatabase::create("statement_no_tables").await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE s (id int PRIMARY KEY, state text);
+    let db = TestDatabase::with_schema(
+        "statement_no_tables",
+        "CREATE TABLE s (id int PRIMARY KEY, state text);
              INSERT INTO s VALUES (1, 'a');
              CREATE TRIGGER bare AFTER UPDATE ON s FOR EACH STATEMENT
                EXECUTE FUNCTION notify_column_changed('c', 'state');",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let error = db
         .client
         .execute("UPDATE s SET state = 'b'", &[])

@@ -6,15 +6,13 @@ use serde_json::{json, Value};
 use tokio_postgres::Client;
 
 async fn durable_orders(name: &str) -> TestDatabase {
-    let db = TestDatabase::create(name).await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE orders (id int PRIMARY KEY, state text, body text);
+    let db = TestDatabase::with_schema(
+        name,
+        "CREATE TABLE orders (id int PRIMARY KEY, state text, body text);
              INSERT INTO orders SELECT g, 'new', '' FROM generate_series(1, 10) g;
              SELECT watch_column('orders', 'state', 'orders', durable => true);",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     db
 }
 

@@ -6,15 +6,13 @@ use serde_json::json;
 use tokio_postgres::Client;
 
 async fn watched(name: &str) -> TestDatabase {
-    let db = TestDatabase::create(name).await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE orders (id int PRIMARY KEY, state text, total int, secret text);
+    let db = TestDatabase::with_schema(
+        name,
+        "CREATE TABLE orders (id int PRIMARY KEY, state text, total int, secret text);
              INSERT INTO orders VALUES (1, 'open', 10, 's');
              SELECT watch_columns('orders', '{state,total}', 'orders', exclude => '{secret}');",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     db
 }
 
@@ -156,19 +154,13 @@ async fn drop_extension_refuses_while_watches_exist_and_cascade_removes_them() {
 
 #[tokio::test]
 async fn an_ordinary_table_owner_can_watch_rename_drop_and_read_durable_events() {
-    let db = TestDatabase::create("ordinary_owner").await;
-    db.client
-        .batch_execute(
-            "DROP ROLE IF EXISTS pgcn_owner;
+    let db = TestDatabase::with_schema("ordinary_owner", "DROP ROLE IF EXISTS pgcn_owner;
              CREATE ROLE pgcn_owner;
              GRANT CREATE ON SCHEMA public TO pgcn_owner;
              SET ROLE pgcn_owner;
              CREATE TABLE orders (id int PRIMARY KEY, state text, secret text);
              INSERT INTO orders VALUES (1, 'new', 's');
-             SELECT watch_column('orders', 'state', 'orders', durable => true, exclude => '{secret}');",
-        )
-        .await
-        .unwrap();
+             SELECT watch_column('orders', 'state', 'orders', durable => true, exclude => '{secret}');").await;
     let mut listener = db.listen("orders").await;
     db.client
         .batch_execute(

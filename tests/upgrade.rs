@@ -5,17 +5,15 @@ use serde_json::json;
 
 #[tokio::test]
 async fn watches_made_with_0_1_0_work_after_alter_extension_update() {
-    let db = TestDatabase::create("upgrade").await;
-    db.client
-        .batch_execute(
-            "DROP EXTENSION pg_column_notify;
+    let db = TestDatabase::with_schema(
+        "upgrade",
+        "DROP EXTENSION pg_column_notify;
              CREATE EXTENSION pg_column_notify VERSION '0.1.0';
              CREATE TABLE appointments (id int PRIMARY KEY, canceled boolean);
              INSERT INTO appointments VALUES (1, false);
              SELECT watch_column('appointments', 'canceled');",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let mut listener = db.listen("appointments_canceled_changed").await;
     db.client
         .batch_execute("UPDATE appointments SET canceled = true")

@@ -37,15 +37,13 @@ async fn assert_refused(client: &Client, statement: &str, expected_sqlstate: &st
 
 #[tokio::test]
 async fn bad_input_is_refused_with_its_sqlstate_and_leaves_nothing() {
-    let db = TestDatabase::create("refusals").await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY, a int);
+    let db = TestDatabase::with_schema(
+        "refusals",
+        "CREATE TABLE t (id int PRIMARY KEY, a int);
              CREATE TABLE no_key (a int);
              CREATE VIEW v AS SELECT * FROM t;",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let c = &db.client;
     assert_refused(c, "SELECT watch_column('t', 'missing')", "42703").await;
     assert_refused(c, "SELECT watch_column('t', 'ctid')", "0A000").await;
@@ -74,16 +72,14 @@ async fn bad_input_is_refused_with_its_sqlstate_and_leaves_nothing() {
 
 #[tokio::test]
 async fn non_owner_is_refused() {
-    let db = TestDatabase::create("non_owner").await;
-    db.client
-        .batch_execute(
-            "DROP ROLE IF EXISTS pgcn_stranger;
+    let db = TestDatabase::with_schema(
+        "non_owner",
+        "DROP ROLE IF EXISTS pgcn_stranger;
              CREATE ROLE pgcn_stranger;
              CREATE TABLE t (id int PRIMARY KEY, a int);
              GRANT SELECT, UPDATE, TRIGGER ON t TO pgcn_stranger;",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     assert_refused(
         &db.client,
         "SET ROLE pgcn_stranger; SELECT watch_column('t', 'a')",

@@ -4,12 +4,6 @@
 use integration_tests::{sqlstate, Listener, TestDatabase};
 use serde_json::json;
 
-async fn database_with(name: &str, schema: &str) -> TestDatabase {
-    let db = TestDatabase::create(name).await;
-    db.client.batch_execute(schema).await.expect("schema");
-    db
-}
-
 async fn watch_and_listen(db: &TestDatabase, watch: &str, channel: &str) -> Listener {
     db.client.batch_execute(watch).await.expect("watch");
     db.listen(channel).await
@@ -17,7 +11,7 @@ async fn watch_and_listen(db: &TestDatabase, watch: &str, channel: &str) -> List
 
 #[tokio::test]
 async fn several_columns_one_trigger_says_which_changed() {
-    let db = database_with(
+    let db = TestDatabase::with_schema(
         "several_columns",
         "CREATE TABLE a (id int PRIMARY KEY, status text, due date, note text);
          INSERT INTO a VALUES (1, 'open', '2024-01-01', 'x');",
@@ -58,7 +52,8 @@ async fn several_columns_one_trigger_says_which_changed() {
 
 #[tokio::test]
 async fn insert_and_delete_on_request() {
-    let db = database_with("events", "CREATE TABLE e (id int PRIMARY KEY, state text)").await;
+    let db = TestDatabase::with_schema("events", "CREATE TABLE e (id int PRIMARY KEY, state text)")
+        .await;
     let mut listener = watch_and_listen(
         &db,
         "SELECT watch_column('e', 'state', 'e', events => '{insert,update,delete}')",
@@ -101,7 +96,7 @@ async fn insert_and_delete_on_request() {
 
 #[tokio::test]
 async fn explicit_key_and_changed_keys() {
-    let db = database_with(
+    let db = TestDatabase::with_schema(
         "keys",
         "CREATE TABLE no_pk (code text UNIQUE NOT NULL, state text);
          INSERT INTO no_pk VALUES ('A1', 'x');
@@ -153,7 +148,7 @@ async fn explicit_key_and_changed_keys() {
 
 #[tokio::test]
 async fn types_without_equality_compare_by_value() {
-    let db = database_with(
+    let db = TestDatabase::with_schema(
         "no_equality",
         "CREATE TABLE t (id int PRIMARY KEY, j json, p point, x xml);
          INSERT INTO t VALUES (1, '{\"a\": 1}', '(1,2)', '<a/>');",
@@ -182,7 +177,7 @@ async fn types_without_equality_compare_by_value() {
 
 #[tokio::test]
 async fn payload_shaping_includes_or_excludes_columns() {
-    let db = database_with(
+    let db = TestDatabase::with_schema(
         "shaping",
         "CREATE TABLE users (id int PRIMARY KEY, email text, plan text, password_hash text);
          INSERT INTO users VALUES (1, 'a@example.com', 'free', 'secret-hash');",
@@ -235,7 +230,7 @@ async fn payload_shaping_includes_or_excludes_columns() {
 
 #[tokio::test]
 async fn oversize_rows_send_a_reduced_payload_and_the_write_commits() {
-    let db = database_with(
+    let db = TestDatabase::with_schema(
         "oversize",
         "CREATE TABLE docs (id int PRIMARY KEY, state text, body text);
          INSERT INTO docs VALUES (1, 'draft', repeat('x', 20000));
@@ -288,7 +283,7 @@ async fn oversize_rows_send_a_reduced_payload_and_the_write_commits() {
 
 #[tokio::test]
 async fn option_refusals_have_their_sqlstate_and_leave_nothing() {
-    let db = database_with(
+    let db = TestDatabase::with_schema(
         "option_refusals",
         "CREATE TABLE t (id int PRIMARY KEY, a int, b int);
          ALTER TABLE t DROP COLUMN b;",
@@ -330,7 +325,7 @@ async fn option_refusals_have_their_sqlstate_and_leave_nothing() {
 
 #[tokio::test]
 async fn injection_through_every_name_is_inert() {
-    let db = database_with(
+    let db = TestDatabase::with_schema(
         "injection_names",
         r#"CREATE TABLE victim (id int PRIMARY KEY, "a'); DROP TABLE victim; --" int, "b"")--" int);
            INSERT INTO victim VALUES (1, 1, 1);"#,

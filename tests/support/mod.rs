@@ -74,6 +74,16 @@ impl TestDatabase {
         TestDatabase { url, client }
     }
 
+    /// [`TestDatabase::create`], then runs `schema` (statements separated by `;`) in it.
+    pub async fn with_schema(name: &str, schema: &str) -> TestDatabase {
+        let db = TestDatabase::create(name).await;
+        db.client
+            .batch_execute(schema)
+            .await
+            .unwrap_or_else(|error| panic!("schema of {name}: {error}"));
+        db
+    }
+
     /// A second, listening connection on `channel`.
     pub async fn listen(&self, channel: &str) -> Listener {
         Listener::start(&self.url, channel).await
