@@ -61,6 +61,7 @@ impl StoredWatch {
                 include: spec.include.as_deref().map(list),
                 exclude: spec.exclude.as_deref().map(list),
                 durable: spec.durable,
+                metadata: spec.metadata,
             },
         }
     }
@@ -107,12 +108,13 @@ pub fn record(
                 spec.include.clone().into(),
                 spec.exclude.clone().into(),
                 spec.durable.into(),
+                spec.metadata.into(),
             ];
             Spi::run_with_args(
                 "INSERT INTO column_notify.watches
                    (table_name, columns, channel, trigger_name, events, key_columns, include_columns,
-                    exclude_columns, durable)
-                 VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[], $9)",
+                    exclude_columns, durable, metadata)
+                 VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[], $9, $10)",
                 &common.into_iter().chain(options).collect::<Vec<_>>(),
             )
         }
@@ -126,7 +128,8 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
         client
             .select(
                 "SELECT trigger_name::text, channel, columns::text[], events,
-                        key_columns::text[], include_columns::text[], exclude_columns::text[], durable
+                        key_columns::text[], include_columns::text[], exclude_columns::text[], durable,
+                        metadata
                  FROM column_notify.watches WHERE table_name = $1::oid ORDER BY trigger_name",
                 None,
                 &[table.into()],
@@ -142,6 +145,7 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
                         include: row.get(6)?,
                         exclude: row.get(7)?,
                         durable: row.get(8)?.unwrap_or(false),
+                        metadata: row.get(9)?.unwrap_or(true),
                     },
                     events: Events::from_names(&events).unwrap_or_default(),
                 })

@@ -1,5 +1,7 @@
 //! Writes the notification payload: `id`, `old` and `new` as the reference plpgsql trigger
-//! sends them (`row_to_json` renderings), plus the documented metadata keys. A payload that
+//! sends them (`row_to_json` renderings), plus the documented metadata keys unless the watch
+//! leaves them out (`metadata => false`), and `event_id`, `new_id`, `truncated` where they
+//! apply. A payload that
 //! would reach PostgreSQL's size limit is reduced instead of failing the write.
 
 use std::ops::Range;
@@ -17,12 +19,12 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// The payload's opening member, `{"op":"…"`, written as is on every row.
-    fn opening(self) -> &'static [u8] {
+    /// The `op` member, written as is on every row.
+    fn member(self) -> &'static [u8] {
         match self {
-            Self::Insert => br#"{"op":"INSERT""#,
-            Self::Update => br#"{"op":"UPDATE""#,
-            Self::Delete => br#"{"op":"DELETE""#,
+            Self::Insert => br#""op":"INSERT""#,
+            Self::Update => br#""op":"UPDATE""#,
+            Self::Delete => br#""op":"DELETE""#,
         }
     }
 }
@@ -38,7 +40,7 @@ pub struct Change {
 /// Where a reduced payload may be cut, so that it keeps what fits of the metadata and key.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CutPoints {
-    /// After `op` and `event_id`.
+    /// After `op` and `event_id` (just after the opening brace when there are neither).
     operation_end: usize,
     /// After `schema`, `table`, `partition`, `changed`.
     metadata_end: usize,
@@ -53,6 +55,7 @@ pub struct CutPoints {
 /// The plan's `old`/`new` rows must hold the tuples of this trigger call.
 pub unsafe fn render(plan: &mut TriggerPlan, change: &Change, event_id: Option<i64>) {
     let TriggerPlan {
+        metadata,
         table_members,
         columns,
         shown,
@@ -69,27 +72,30 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change, event_id: Option<i
     payload.clear();
     let identity_row = if change.has_old { &*old } else { &*new };
 
-    payload.extend_from_slice(change.operation.opening());
+    payload.push(b'{');
+    if *metadata {
+        payload.extend_from_slice(change.operation.member());
+    }
     if let Some(event_id) = event_id {
-        payload.extend_from_slice(br#","event_id":"#);
+        push_key(payload, br#""event_id":"#);
         payload.extend_from_slice(itoa::Buffer::new().format(event_id).as_bytes());
     }
     cut_points.operation_end = payload.len();
-    payload.push(b',');
-    payload.extend_from_slice(table_members);
-    payload.push(b',');
-    payload.extend_from_slice(br#""changed":"#);
-    payload.push(b'[');
-    for (n, &position) in changed.iter().enumerate() {
-        if n > 0 {
-            payload.push(b',');
+    if *metadata {
+        payload.push(b',');
+        payload.extend_from_slice(table_members);
+        payload.extend_from_slice(br#","changed":["#);
+        for (n, &position) in changed.iter().enumerate() {
+            if n > 0 {
+                payload.push(b',');
+            }
+            payload.extend_from_slice(&columns[watched[position].column].name_json);
         }
-        payload.extend_from_slice(&columns[watched[position].column].name_json);
+        payload.push(b']');
     }
-    payload.push(b']');
     cut_points.metadata_end = payload.len();
 
-    payload.extend_from_slice(br#","id":"#);
+    push_key(payload, br#""id":"#);
     unsafe { push_row_key(payload, columns, key, identity_row) };
     if change.key_changed {
         payload.extend_from_slice(br#","new_id":"#);
@@ -114,24 +120,33 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change, event_id: Option<i
     payload.push(b'}');
 }
 
+/// Starts a member of the payload object: after a comma, unless it is the first member.
+fn push_key(payload: &mut Vec<u8>, key: &[u8]) {
+    if payload.len() > 1 {
+        payload.push(b',');
+    }
+    payload.extend_from_slice(key);
+}
+
 /// Makes the rendered payload a notification: NUL-terminated and shorter than PostgreSQL's
 /// limit. A payload that would reach the limit is cut after the last part that fits (key,
 /// else metadata, else the operation) and marked `"truncated":true`.
 pub fn fit_for_notify(plan: &mut TriggerPlan) {
-    const TRUNCATED: &[u8] = b",\"truncated\":true}";
+    const TRUNCATED: &[u8] = b"\"truncated\":true}";
     let payload = &mut plan.payload;
     let cut = plan.cut_points;
     // No NUL can be inside: JSON escaping writes control characters as \u00XX, and text
     // values (which verbatim json and type outputs are) never hold a NUL byte.
     debug_assert!(!payload.contains(&0));
     if payload.len() >= MAX_PAYLOAD_BYTES {
-        let fits = |end: usize| end + TRUNCATED.len() < MAX_PAYLOAD_BYTES;
+        // The cut keeps at least the opening brace; a comma may precede the marker.
+        let fits = |end: usize| end + 1 + TRUNCATED.len() < MAX_PAYLOAD_BYTES;
         let keep = [cut.identity_end, cut.metadata_end, cut.operation_end]
             .into_iter()
             .find(|&end| fits(end))
             .unwrap_or(cut.operation_end);
         payload.truncate(keep);
-        payload.extend_from_slice(TRUNCATED);
+        push_key(payload, TRUNCATED);
     }
     payload.push(0);
 }

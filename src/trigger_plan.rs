@@ -40,7 +40,9 @@ pub struct TriggerPlan {
     trigger_oid: pg_sys::Oid,
     relation_oid: pg_sys::Oid,
     pub channel: CString,
-    /// `"schema":"…","table":"…"`, rendered once.
+    /// Whether the payload carries `op`, the table's members and `changed`.
+    pub metadata: bool,
+    /// `"schema":"…","table":"…"`, rendered once (empty without metadata).
     pub table_members: Vec<u8>,
     pub columns: Vec<ColumnPlan>,
     /// Positions in `columns` of the columns shown in `old` and `new`, in table order.
@@ -190,12 +192,17 @@ impl TriggerPlan {
             .map(|&column| equality_of(&columns[column]))
             .collect();
 
-        let table_members = unsafe { table_members(&table) };
+        let table_members = if spec.metadata {
+            unsafe { table_members(&table) }
+        } else {
+            Vec::new()
+        };
 
         TriggerPlan {
             trigger_oid: trigger.tgoid,
             relation_oid: table.oid(),
             channel: CString::new(spec.channel).expect("a trigger argument has no NUL"),
+            metadata: spec.metadata,
             table_members,
             columns,
             shown,

@@ -31,6 +31,7 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
         include: None,
         exclude: None,
         durable: Some(false),
+        metadata: Some(true),
     };
     request
         .install(CatalogLayout::Release0_1)
@@ -44,7 +45,7 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
     sql = "
 CREATE FUNCTION column_notify.install_watch(
     tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[],
-    durable boolean
+    durable boolean, metadata boolean
 ) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 ",
     requires = ["bootstrap"]
@@ -59,6 +60,7 @@ fn install_watch(
     include: Option<Vec<Option<String>>>,
     exclude: Option<Vec<Option<String>>>,
     durable: Option<bool>,
+    metadata: Option<bool>,
 ) -> String {
     let request = WatchRequest {
         table: tbl,
@@ -69,6 +71,7 @@ fn install_watch(
         include,
         exclude,
         durable,
+        metadata,
     };
     request
         .install(CatalogLayout::Current)
@@ -106,6 +109,7 @@ pub struct WatchRequest {
     pub include: Option<Vec<Option<String>>>,
     pub exclude: Option<Vec<Option<String>>>,
     pub durable: Option<bool>,
+    pub metadata: Option<bool>,
 }
 
 impl WatchRequest {
@@ -133,6 +137,7 @@ impl WatchRequest {
             include: names("include", self.include)?,
             exclude: names("exclude", self.exclude)?,
             durable: self.durable.ok_or(WatchError::NullArgument("durable"))?,
+            metadata: self.metadata.ok_or(WatchError::NullArgument("metadata"))?,
         };
         table.check_spec(&spec)?;
         Ok((table, spec, Events::from_names(&events)?))

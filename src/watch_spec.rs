@@ -1,6 +1,6 @@
 //! What a watch is, and how it travels in the trigger's arguments: the channel, the watched
 //! columns, then (after an empty argument, which no column name can be) options written as
-//! `name=<JSON array of column names>`:
+//! `name=<JSON array of column names>`, `durable=true` or `metadata=false`:
 //!
 //! ```sql
 //! EXECUTE FUNCTION notify_column_changed('users_changed', 'email', 'plan',
@@ -13,7 +13,7 @@
 use std::fmt;
 
 /// The channel, the watched columns and the payload options of one watch.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchSpec {
     pub channel: String,
     pub columns: Vec<String>,
@@ -25,6 +25,23 @@ pub struct WatchSpec {
     pub exclude: Option<Vec<String>>,
     /// Every event is also appended to the extension's event log (`durable=true`).
     pub durable: bool,
+    /// The payload carries `op`, `schema`, `table`, `partition` and `changed`; without them
+    /// (`metadata=false`) it is the reference trigger's `{"id", "old", "new"}`, and smaller.
+    pub metadata: bool,
+}
+
+impl Default for WatchSpec {
+    fn default() -> Self {
+        Self {
+            channel: String::new(),
+            columns: Vec::new(),
+            key: None,
+            include: None,
+            exclude: None,
+            durable: false,
+            metadata: true,
+        }
+    }
 }
 
 /// Trigger arguments that do not describe a watch.
@@ -43,7 +60,7 @@ impl fmt::Display for ArgumentError {
             Self::BadOption(option) => write!(
                 f,
                 "unknown option argument \"{option}\" (expected key=, include= or exclude= \
-                 followed by a JSON array of column names, or durable=true)"
+                 followed by a JSON array of column names, durable=true or metadata=false)"
             ),
         }
     }
@@ -72,8 +89,13 @@ impl WatchSpec {
         for option in arguments {
             let bad = || ArgumentError::BadOption(option.to_owned());
             let (name, value) = option.split_once('=').ok_or_else(bad)?;
-            if name == "durable" {
-                spec.durable = serde_json::from_str(value).map_err(|_| bad())?;
+            let flag = match name {
+                "durable" => Some(&mut spec.durable),
+                "metadata" => Some(&mut spec.metadata),
+                _ => None,
+            };
+            if let Some(flag) = flag {
+                *flag = serde_json::from_str(value).map_err(|_| bad())?;
                 continue;
             }
             let names: Vec<String> = serde_json::from_str(value).map_err(|_| bad())?;
@@ -108,11 +130,18 @@ impl WatchSpec {
                 arguments.push(format!("{name}={json}"));
             }
         }
-        if self.durable {
-            if !separated {
-                arguments.push(SEPARATOR.to_owned());
+        let flags = [
+            (self.durable, "durable=true"),
+            (!self.metadata, "metadata=false"),
+        ];
+        for (set, argument) in flags {
+            if set {
+                if !separated {
+                    arguments.push(SEPARATOR.to_owned());
+                    separated = true;
+                }
+                arguments.push(argument.to_owned());
             }
-            arguments.push("durable=true".to_owned());
         }
         arguments
     }
@@ -150,9 +179,24 @@ mod tests {
             include: None,
             exclude: Some(vec!["password_hash".into()]),
             durable: true,
+            metadata: false,
         };
         let arguments = spec.to_arguments();
         assert_eq!(arguments[3], "");
+        assert_eq!(arguments[6..], ["durable=true", "metadata=false"]);
+        assert_eq!(WatchSpec::from_arguments(&arguments), Ok(spec));
+    }
+
+    #[pg_test]
+    fn one_flag_alone_round_trips() {
+        let spec = WatchSpec {
+            channel: "c".into(),
+            columns: vec!["a".into()],
+            metadata: false,
+            ..WatchSpec::default()
+        };
+        let arguments = spec.to_arguments();
+        assert_eq!(arguments, ["c", "a", "", "metadata=false"]);
         assert_eq!(WatchSpec::from_arguments(&arguments), Ok(spec));
     }
 
@@ -183,6 +227,10 @@ mod tests {
         ));
         assert!(matches!(
             WatchSpec::from_arguments(&["c", "a", "", "key=id"]),
+            Err(ArgumentError::BadOption(_))
+        ));
+        assert!(matches!(
+            WatchSpec::from_arguments(&["c", "a", "", "metadata=no"]),
             Err(ArgumentError::BadOption(_))
         ));
     }

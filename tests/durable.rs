@@ -206,6 +206,42 @@ async fn oversize_durable_event_notifies_its_id_and_keeps_the_full_payload() {
 }
 
 #[tokio::test]
+async fn without_metadata_events_still_carry_their_id() {
+    let db = durable_orders("durable_without_metadata").await;
+    db.client
+        .batch_execute(
+            "SELECT watch_column('orders', 'state', 'orders', durable => true, metadata => false)",
+        )
+        .await
+        .unwrap();
+    let mut listener = db.listen("orders").await;
+    db.client
+        .batch_execute(
+            "UPDATE orders SET state = 'paid' WHERE id = 1;
+             UPDATE orders SET state = 'big', body = repeat('x', 20000) WHERE id = 2;",
+        )
+        .await
+        .unwrap();
+    let logged = read(&db.client, "c").await;
+    assert_eq!(logged.len(), 2);
+    let notified = listener.next().await.payload;
+    let mut members: Vec<&str> = notified
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["event_id", "id", "new", "old"]);
+    assert_eq!(notified, logged[0].1);
+    assert_eq!(
+        listener.next().await.payload,
+        json!({"event_id": logged[1].0, "id": 2, "truncated": true})
+    );
+    assert_eq!(logged[1].1["new"]["state"], json!("big"));
+}
+
+#[tokio::test]
 async fn read_events_refuses_a_snapshot_that_could_skip_events() {
     let db = durable_orders("durable_isolation").await;
     let error = db

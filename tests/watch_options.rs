@@ -282,6 +282,72 @@ async fn oversize_rows_send_a_reduced_payload_and_the_write_commits() {
 }
 
 #[tokio::test]
+async fn without_metadata_the_payload_is_the_reference_payload() {
+    let db = TestDatabase::with_schema(
+        "without_metadata",
+        r#"CREATE TABLE appointments (id bigint PRIMARY KEY, canceled boolean, title text,
+                                      starts_at timestamptz, "Room №" numeric);
+           INSERT INTO appointments VALUES (1, false, 'a "quoted" title', '2024-05-01 10:00+02', 1.50);
+           CREATE FUNCTION reference_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             PERFORM pg_notify('reference', json_build_object(
+                 'id', OLD.id, 'old', row_to_json(OLD), 'new', row_to_json(NEW))::text);
+             RETURN NEW;
+           END $$;
+           CREATE TRIGGER reference AFTER UPDATE ON appointments FOR EACH ROW
+               EXECUTE FUNCTION reference_notify();
+           CREATE TABLE docs (id int PRIMARY KEY, state text, body text);
+           INSERT INTO docs VALUES (1, 'draft', repeat('x', 20000));
+           CREATE TABLE big_keys (k text PRIMARY KEY, state text);
+           INSERT INTO big_keys VALUES (repeat('k', 9000), 'a');"#,
+    )
+    .await;
+    let mut ours = watch_and_listen(
+        &db,
+        "SELECT watch_column('appointments', 'canceled', 'ours', metadata => false)",
+        "ours",
+    )
+    .await;
+    let mut reference = db.listen("reference").await;
+    db.client
+        .batch_execute("UPDATE appointments SET canceled = true")
+        .await
+        .unwrap();
+    let (ours_received, reference_received) = (ours.next().await, reference.next().await);
+    assert_eq!(ours_received.payload, reference_received.payload);
+    assert!(
+        ours_received.raw.len() < reference_received.raw.len(),
+        "{} is not shorter than {}",
+        ours_received.raw,
+        reference_received.raw
+    );
+    let listed = integration_tests::query_i64(
+        &db.client,
+        "SELECT count(*) FROM column_watches WHERE NOT metadata AND channel = 'ours'",
+    )
+    .await;
+    assert_eq!(listed, 1, "column_watches shows the option");
+
+    let mut reduced = watch_and_listen(
+        &db,
+        "SELECT watch_column('docs', 'state', 'reduced', metadata => false);
+         SELECT watch_column('big_keys', 'state', 'reduced', metadata => false);",
+        "reduced",
+    )
+    .await;
+    db.client
+        .batch_execute("UPDATE docs SET state = 'published'; UPDATE big_keys SET state = 'b'")
+        .await
+        .unwrap();
+    assert_eq!(
+        reduced.next().await.payload,
+        json!({"id": 1, "truncated": true})
+    );
+    let received = reduced.next().await;
+    assert_eq!(received.raw, r#"{"truncated":true}"#);
+}
+
+#[tokio::test]
 async fn option_refusals_have_their_sqlstate_and_leave_nothing() {
     let db = TestDatabase::with_schema(
         "option_refusals",
@@ -314,6 +380,7 @@ async fn option_refusals_have_their_sqlstate_and_leave_nothing() {
             "SELECT watch_column('t', 'a', exclude => '{nope}')",
             "42703",
         ),
+        ("SELECT watch_column('t', 'a', metadata => NULL)", "22004"),
     ];
     for (statement, expected) in refusals {
         let error = db.client.batch_execute(statement).await.unwrap_err();
