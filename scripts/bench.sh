@@ -10,9 +10,8 @@ cd "$ROOT"
 if [ -z "${DATABASE_URL:-}" ]; then
     bash scripts/cluster.sh start
     server="$(bash scripts/cluster.sh url)"
-    if ! psql -X -q -tA "$server" -c "SELECT 1 FROM pg_database WHERE datname = 'pgcn_bench'" | grep -q 1; then
-        psql -X -q "$server" -c "CREATE DATABASE pgcn_bench"
-    fi
+    # A new database each time, so the extension's SQL is that of the build just installed.
+    psql -X -q "$server" -c "DROP DATABASE IF EXISTS pgcn_bench" -c "CREATE DATABASE pgcn_bench"
     DATABASE_URL="${server%/*}/pgcn_bench"
 fi
 export DATABASE_URL

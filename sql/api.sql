@@ -10,13 +10,14 @@ CREATE FUNCTION watch_columns(
     include name[] DEFAULT NULL,
     exclude name[] DEFAULT NULL,
     durable boolean DEFAULT false,
-    metadata boolean DEFAULT true
+    metadata boolean DEFAULT true,
+    batch boolean DEFAULT false
 ) RETURNS text
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
     RETURN column_notify.install_watch(tbl, cols::text[], channel, events, key::text[],
                                        include::text[], exclude::text[], durable,
-                                       metadata);
-COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean) IS
+                                       metadata, batch);
+COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean, boolean) IS
     'Notify channel with {id, old, new} JSON whenever one of the columns cols of tbl changes';
 
 CREATE FUNCTION watch_column(
@@ -28,13 +29,14 @@ CREATE FUNCTION watch_column(
     include name[] DEFAULT NULL,
     exclude name[] DEFAULT NULL,
     durable boolean DEFAULT false,
-    metadata boolean DEFAULT true
+    metadata boolean DEFAULT true,
+    batch boolean DEFAULT false
 ) RETURNS text
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
     RETURN column_notify.install_watch(tbl, ARRAY[col]::text[], channel, events, key::text[],
                                        include::text[], exclude::text[], durable,
-                                       metadata);
-COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean) IS
+                                       metadata, batch);
+COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean) IS
     'Notify channel (default <table>_<column>_changed) with {id, old, new} JSON whenever column col of tbl changes';
 
 -- Runs as the role that renames: only a table's owner can rename its columns, and the

@@ -21,6 +21,7 @@ CREATE TABLE column_notify.watches (
     exclude_columns name[],
     durable boolean NOT NULL DEFAULT false,
     metadata boolean NOT NULL DEFAULT true,
+    batch boolean NOT NULL DEFAULT false,
     PRIMARY KEY (table_name, trigger_name)
 );
 SELECT pg_catalog.pg_extension_config_dump('column_notify.watches', '');
@@ -37,7 +38,7 @@ GRANT SELECT, INSERT, DELETE ON column_notify.watches TO PUBLIC;
 CREATE VIEW column_watches AS
     SELECT w.table_name, w.columns, w.channel, w.trigger_name, w.events,
            w.key_columns, w.include_columns, w.exclude_columns, w.durable, w.metadata,
-           w.created_at
+           w.batch, w.created_at
     FROM column_notify.watches w
     ORDER BY w.table_name::text, w.columns;
 COMMENT ON VIEW column_watches IS 'Every watch installed by watch_column(), one row per trigger';

@@ -1,5 +1,5 @@
 -- pg_column_notify 0.1.0 -> 0.2.0: watch options (events, key, include, exclude, durable,
--- metadata), watch_columns, durable delivery (event log, read_events, ack_events,
+-- metadata, batch), watch_columns, durable delivery (event log, read_events, ack_events,
 -- prune_events), and event triggers that follow renamed and dropped columns and tables.
 \echo Use "ALTER EXTENSION pg_column_notify UPDATE" to load this file. \quit
 
@@ -9,7 +9,8 @@ ALTER TABLE column_notify.watches
     ADD COLUMN include_columns name[],
     ADD COLUMN exclude_columns name[],
     ADD COLUMN durable boolean NOT NULL DEFAULT false,
-    ADD COLUMN metadata boolean NOT NULL DEFAULT true;
+    ADD COLUMN metadata boolean NOT NULL DEFAULT true,
+    ADD COLUMN batch boolean NOT NULL DEFAULT false;
 
 COMMENT ON FUNCTION notify_column_changed() IS
     'Trigger: NOTIFY channel (argument 1) with {id, old, new} JSON when a watched column (arguments 2..) IS DISTINCT FROM its old value';
@@ -18,7 +19,7 @@ DROP VIEW column_watches;
 CREATE VIEW column_watches AS
     SELECT w.table_name, w.columns, w.channel, w.trigger_name, w.events,
            w.key_columns, w.include_columns, w.exclude_columns, w.durable, w.metadata,
-           w.created_at
+           w.batch, w.created_at
     FROM column_notify.watches w
     ORDER BY w.table_name::text, w.columns;
 COMMENT ON VIEW column_watches IS 'Every watch installed by watch_column(), one row per trigger';
@@ -60,7 +61,7 @@ DROP FUNCTION watch_column(regclass, name, text);
 
 CREATE FUNCTION column_notify.install_watch(
     tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[],
-    durable boolean, metadata boolean
+    durable boolean, metadata boolean, batch boolean
 ) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'install_watch_wrapper';
 
 CREATE FUNCTION watch_columns(
@@ -72,13 +73,14 @@ CREATE FUNCTION watch_columns(
     include name[] DEFAULT NULL,
     exclude name[] DEFAULT NULL,
     durable boolean DEFAULT false,
-    metadata boolean DEFAULT true
+    metadata boolean DEFAULT true,
+    batch boolean DEFAULT false
 ) RETURNS text
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
     RETURN column_notify.install_watch(tbl, cols::text[], channel, events, key::text[],
                                        include::text[], exclude::text[], durable,
-                                       metadata);
-COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean) IS
+                                       metadata, batch);
+COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean, boolean) IS
     'Notify channel with {id, old, new} JSON whenever one of the columns cols of tbl changes';
 
 CREATE FUNCTION watch_column(
@@ -90,13 +92,14 @@ CREATE FUNCTION watch_column(
     include name[] DEFAULT NULL,
     exclude name[] DEFAULT NULL,
     durable boolean DEFAULT false,
-    metadata boolean DEFAULT true
+    metadata boolean DEFAULT true,
+    batch boolean DEFAULT false
 ) RETURNS text
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
     RETURN column_notify.install_watch(tbl, ARRAY[col]::text[], channel, events, key::text[],
                                        include::text[], exclude::text[], durable,
-                                       metadata);
-COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean) IS
+                                       metadata, batch);
+COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean) IS
     'Notify channel (default <table>_<column>_changed) with {id, old, new} JSON whenever column col of tbl changes';
 
 -- Runs as the role that renames: only a table's owner can rename its columns, and the

@@ -62,6 +62,7 @@ impl StoredWatch {
                 exclude: spec.exclude.as_deref().map(list),
                 durable: spec.durable,
                 metadata: spec.metadata,
+                batch: spec.batch,
             },
         }
     }
@@ -109,12 +110,14 @@ pub fn record(
                 spec.exclude.clone().into(),
                 spec.durable.into(),
                 spec.metadata.into(),
+                spec.batch.into(),
             ];
             Spi::run_with_args(
                 "INSERT INTO column_notify.watches
                    (table_name, columns, channel, trigger_name, events, key_columns, include_columns,
-                    exclude_columns, durable, metadata)
-                 VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[], $9, $10)",
+                    exclude_columns, durable, metadata, batch)
+                 VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[], $9, $10,
+                         $11)",
                 &common.into_iter().chain(options).collect::<Vec<_>>(),
             )
         }
@@ -129,7 +132,7 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
             .select(
                 "SELECT trigger_name::text, channel, columns::text[], events,
                         key_columns::text[], include_columns::text[], exclude_columns::text[], durable,
-                        metadata
+                        metadata, batch
                  FROM column_notify.watches WHERE table_name = $1::oid ORDER BY trigger_name",
                 None,
                 &[table.into()],
@@ -146,6 +149,7 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
                         exclude: row.get(7)?,
                         durable: row.get(8)?.unwrap_or(false),
                         metadata: row.get(9)?.unwrap_or(true),
+                        batch: row.get(10)?.unwrap_or(false),
                     },
                     events: Events::from_names(&events).unwrap_or_default(),
                 })

@@ -1,6 +1,7 @@
 //! pg_column_notify: a PostgreSQL extension that notifies listeners, with a JSON payload,
 //! when a watched column of a row really changes. This file only wires the modules.
 
+mod batch;
 mod builtin_functions;
 mod catalog;
 mod change_detection;

@@ -7,7 +7,6 @@
 use std::ops::Range;
 
 use crate::datum_image::Images;
-use crate::notify::MAX_PAYLOAD_BYTES;
 use crate::row_values::RowValues;
 use crate::trigger_plan::{ColumnPlan, TriggerPlan};
 
@@ -128,19 +127,18 @@ fn push_key(payload: &mut Vec<u8>, key: &[u8]) {
     payload.extend_from_slice(key);
 }
 
-/// Makes the rendered payload a notification: NUL-terminated and shorter than PostgreSQL's
-/// limit. A payload that would reach the limit is cut after the last part that fits (key,
-/// else metadata, else the operation) and marked `"truncated":true`.
-pub fn fit_for_notify(plan: &mut TriggerPlan) {
+/// Makes the rendered payload fit a notification: shorter than `limit` bytes (PostgreSQL's
+/// limit, or less when the payload goes into a batch). A payload that would reach it is cut
+/// after the last part that fits (key, else metadata, else the operation) and marked
+/// `"truncated":true`.
+pub fn fit(payload: &mut Vec<u8>, cut: CutPoints, limit: usize) {
     const TRUNCATED: &[u8] = b"\"truncated\":true}";
-    let payload = &mut plan.payload;
-    let cut = plan.cut_points;
     // No NUL can be inside: JSON escaping writes control characters as \u00XX, and text
     // values (which verbatim json and type outputs are) never hold a NUL byte.
     debug_assert!(!payload.contains(&0));
-    if payload.len() >= MAX_PAYLOAD_BYTES {
+    if payload.len() >= limit {
         // The cut keeps at least the opening brace; a comma may precede the marker.
-        let fits = |end: usize| end + 1 + TRUNCATED.len() < MAX_PAYLOAD_BYTES;
+        let fits = |end: usize| end + 1 + TRUNCATED.len() < limit;
         let keep = [cut.identity_end, cut.metadata_end, cut.operation_end]
             .into_iter()
             .find(|&end| fits(end))
@@ -148,7 +146,6 @@ pub fn fit_for_notify(plan: &mut TriggerPlan) {
         payload.truncate(keep);
         push_key(payload, TRUNCATED);
     }
-    payload.push(0);
 }
 
 /// `row_to_json` of a row: its shown columns (all of them unless the watch shapes the

@@ -3,15 +3,15 @@
 //! and DELETE, when fired for those), with no SQL and no plpgsql per row.
 //!
 //! Fired FOR EACH ROW it handles the row at hand. Fired FOR EACH STATEMENT with transition
-//! tables (as `watch_column` installs it) it walks the statement's old and new rows
-//! together: the same notifications, without the per-row trigger queue and tuple re-fetch.
+//! tables (as `watch_column` installs batched watches) it walks the statement's old and new
+//! rows together: the same changes, without the per-row trigger queue and tuple re-fetch,
+//! sent one notification each or, batched, packed into as few as fit.
 
 use pgrx::{pg_guard, pg_sys};
 
 use crate::errors::TriggerProtocolError;
 use crate::event_log::EventLog;
 use crate::function_info::call_context;
-use crate::notify;
 use crate::payload::{self, Change, Operation};
 use crate::transition_rows::TransitionRows;
 use crate::trigger_plan::TriggerPlan;
@@ -70,6 +70,7 @@ unsafe fn notify_for_row(
         }
         notify_change(plan, operation);
     }
+    plan.send_batch();
     pg_sys::Datum::from(returned_tuple)
 }
 
@@ -99,6 +100,7 @@ unsafe fn notify_for_statement(
             rows.in_row_context(|| notify_change(plan, operation));
         }
     }
+    plan.send_batch();
 }
 
 /// Compares, renders and queues the notification for the row loaded into the plan.
@@ -139,8 +141,7 @@ unsafe fn notify_change(plan: &mut TriggerPlan, operation: Operation) {
             log.append(&plan.channel, event_id, &plan.payload);
         }
     }
-    payload::fit_for_notify(plan);
-    notify::send(&plan.channel, plan.payload_text());
+    plan.deliver();
 }
 
 unsafe fn trigger_data<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a pg_sys::TriggerData {

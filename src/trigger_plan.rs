@@ -7,6 +7,7 @@ use std::ffi::{CStr, CString};
 use pgrx::prelude::*;
 use pgrx::{PgMemoryContexts, PgRelation, PgTupleDesc};
 
+use crate::batch::Batch;
 use crate::change_detection::Equality;
 use crate::datum_image::Storage;
 use crate::errors::{warn_missing_column, TriggerProtocolError};
@@ -14,7 +15,7 @@ use crate::event_log::EventLog;
 use crate::json_encoder::ColumnEncoder;
 use crate::json_text;
 use crate::notify;
-use crate::payload::CutPoints;
+use crate::payload::{self, CutPoints};
 use crate::primary_key::primary_key_attnums;
 use crate::row_values::RowValues;
 use crate::watch_spec::WatchSpec;
@@ -65,6 +66,8 @@ pub struct TriggerPlan {
     pub cut_points: CutPoints,
     /// For durable watches: where events are appended.
     pub event_log: Option<EventLog>,
+    /// For batched watches: the notification being filled.
+    pub batch: Option<Batch>,
 }
 
 impl TriggerPlan {
@@ -218,6 +221,7 @@ impl TriggerPlan {
             event_log: spec
                 .durable
                 .then(|| unsafe { EventLog::open(memory_context) }),
+            batch: spec.batch.then(Batch::new),
         }
     }
 }
@@ -254,11 +258,32 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
 }
 
 impl TriggerPlan {
-    /// The payload last rendered by [`crate::payload::render`].
-    pub fn payload_text(&self) -> &CStr {
-        debug_assert!(CStr::from_bytes_with_nul(&self.payload).is_ok());
-        // SAFETY: `render` ends the payload with a NUL and leaves none inside it.
-        unsafe { CStr::from_bytes_with_nul_unchecked(&self.payload) }
+    /// Queues the payload last rendered by [`crate::payload::render`]: as a notification of
+    /// its own, or into the batch.
+    pub fn deliver(&mut self) {
+        match self.batch.as_mut() {
+            Some(batch) => {
+                payload::fit(&mut self.payload, self.cut_points, Batch::CHANGE_LIMIT);
+                batch.add(&self.channel, &self.payload);
+            }
+            None => {
+                payload::fit(
+                    &mut self.payload,
+                    self.cut_points,
+                    notify::MAX_PAYLOAD_BYTES,
+                );
+                self.payload.push(0);
+                let text = CStr::from_bytes_with_nul(&self.payload).expect("one NUL, at the end");
+                notify::send(&self.channel, text);
+            }
+        }
+    }
+
+    /// Sends what the batch holds at the end of a trigger call.
+    pub fn send_batch(&mut self) {
+        if let Some(batch) = self.batch.as_mut() {
+            batch.send(&self.channel);
+        }
     }
 }
 

@@ -32,6 +32,7 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
         exclude: None,
         durable: Some(false),
         metadata: Some(true),
+        batch: Some(false),
     };
     request
         .install(CatalogLayout::Release0_1)
@@ -45,7 +46,7 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
     sql = "
 CREATE FUNCTION column_notify.install_watch(
     tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[],
-    durable boolean, metadata boolean
+    durable boolean, metadata boolean, batch boolean
 ) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 ",
     requires = ["bootstrap"]
@@ -61,6 +62,7 @@ fn install_watch(
     exclude: Option<Vec<Option<String>>>,
     durable: Option<bool>,
     metadata: Option<bool>,
+    batch: Option<bool>,
 ) -> String {
     let request = WatchRequest {
         table: tbl,
@@ -72,6 +74,7 @@ fn install_watch(
         exclude,
         durable,
         metadata,
+        batch,
     };
     request
         .install(CatalogLayout::Current)
@@ -110,6 +113,7 @@ pub struct WatchRequest {
     pub exclude: Option<Vec<Option<String>>>,
     pub durable: Option<bool>,
     pub metadata: Option<bool>,
+    pub batch: Option<bool>,
 }
 
 impl WatchRequest {
@@ -138,9 +142,14 @@ impl WatchRequest {
             exclude: names("exclude", self.exclude)?,
             durable: self.durable.ok_or(WatchError::NullArgument("durable"))?,
             metadata: self.metadata.ok_or(WatchError::NullArgument("metadata"))?,
+            batch: self.batch.ok_or(WatchError::NullArgument("batch"))?,
         };
         table.check_spec(&spec)?;
-        Ok((table, spec, Events::from_names(&events)?))
+        let events = Events::from_names(&events)?;
+        if spec.batch && events.count() != 1 {
+            return Err(WatchError::BatchOfSeveralEvents);
+        }
+        Ok((table, spec, events))
     }
 }
 
@@ -288,8 +297,19 @@ pub fn install(
     layout: CatalogLayout,
 ) {
     let arguments: Vec<String> = spec.to_arguments().iter().map(quote_literal).collect();
+    // A batched watch reads the statement's transition tables (one event per trigger, as
+    // PostgreSQL requires of triggers that have them).
+    let level = if spec.batch {
+        match (events.insert, events.delete) {
+            (true, _) => "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
+            (_, true) => "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT",
+            _ => "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT",
+        }
+    } else {
+        "FOR EACH ROW"
+    };
     let ddl = format!(
-        "CREATE OR REPLACE TRIGGER {trigger} AFTER {events} ON {table} FOR EACH ROW \
+        "CREATE OR REPLACE TRIGGER {trigger} AFTER {events} ON {table} {level} \
          EXECUTE FUNCTION {function}({arguments})",
         trigger = quote_identifier(trigger),
         events = events.sql(),

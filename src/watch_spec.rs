@@ -1,6 +1,6 @@
 //! What a watch is, and how it travels in the trigger's arguments: the channel, the watched
 //! columns, then (after an empty argument, which no column name can be) options written as
-//! `name=<JSON array of column names>`, `durable=true` or `metadata=false`:
+//! `name=<JSON array of column names>`, `durable=true`, `metadata=false` or `batch=true`:
 //!
 //! ```sql
 //! EXECUTE FUNCTION notify_column_changed('users_changed', 'email', 'plan',
@@ -28,6 +28,9 @@ pub struct WatchSpec {
     /// The payload carries `op`, `schema`, `table`, `partition` and `changed`; without them
     /// (`metadata=false`) it is the reference trigger's `{"id", "old", "new"}`, and smaller.
     pub metadata: bool,
+    /// The changes of one trigger call are packed into as few notifications as fit,
+    /// `{"changes":[…]}` (`batch=true`); made for statement-level triggers.
+    pub batch: bool,
 }
 
 impl Default for WatchSpec {
@@ -40,6 +43,7 @@ impl Default for WatchSpec {
             exclude: None,
             durable: false,
             metadata: true,
+            batch: false,
         }
     }
 }
@@ -60,7 +64,7 @@ impl fmt::Display for ArgumentError {
             Self::BadOption(option) => write!(
                 f,
                 "unknown option argument \"{option}\" (expected key=, include= or exclude= \
-                 followed by a JSON array of column names, durable=true or metadata=false)"
+                 followed by a JSON array of column names, durable=true, metadata=false or batch=true)"
             ),
         }
     }
@@ -92,6 +96,7 @@ impl WatchSpec {
             let flag = match name {
                 "durable" => Some(&mut spec.durable),
                 "metadata" => Some(&mut spec.metadata),
+                "batch" => Some(&mut spec.batch),
                 _ => None,
             };
             if let Some(flag) = flag {
@@ -133,6 +138,7 @@ impl WatchSpec {
         let flags = [
             (self.durable, "durable=true"),
             (!self.metadata, "metadata=false"),
+            (self.batch, "batch=true"),
         ];
         for (set, argument) in flags {
             if set {
@@ -180,10 +186,14 @@ mod tests {
             exclude: Some(vec!["password_hash".into()]),
             durable: true,
             metadata: false,
+            batch: true,
         };
         let arguments = spec.to_arguments();
         assert_eq!(arguments[3], "");
-        assert_eq!(arguments[6..], ["durable=true", "metadata=false"]);
+        assert_eq!(
+            arguments[6..],
+            ["durable=true", "metadata=false", "batch=true"]
+        );
         assert_eq!(WatchSpec::from_arguments(&arguments), Ok(spec));
     }
 

@@ -54,7 +54,13 @@ const VARIANTS: &[Variant] = &[
         install: "SELECT watch_column('{table}', 'canceled', 'bench_ours')",
     },
     Variant {
-        label: "pg_column_notify (durable)",
+        label: "pg_column_notify, metadata => false",
+        table: "bench_no_metadata",
+        install:
+            "SELECT watch_column('{table}', 'canceled', 'bench_no_metadata', metadata => false)",
+    },
+    Variant {
+        label: "pg_column_notify, durable",
         table: "bench_durable",
         install: "SELECT watch_column('{table}', 'canceled', 'bench_durable', durable => true)",
     },
@@ -239,7 +245,7 @@ async fn main() {
             );
         } else {
             println!(
-                "  {:<28} {time:>9.1} ms  {overhead:>6.2} µs/row  ÷plpgsql {to_plpgsql:>5}  ÷tcn {to_tcn:>5}",
+                "  {:<36} {time:>9.1} ms  {overhead:>6.2} µs/row  ÷plpgsql {to_plpgsql:>5}  ÷tcn {to_tcn:>5}",
                 variant.label
             );
         }

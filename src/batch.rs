@@ -1,0 +1,80 @@
+//! Batched delivery (`batch => true`): the changes of one trigger call are packed into as
+//! few notifications as fit, `{"changes":[<payload>,<payload>,…]}`, each element being the
+//! payload the change would have had on its own. NOTIFY pays for every notification (a
+//! hash-table entry, a queue entry) besides its bytes, so a large statement costs less.
+
+use std::ffi::CStr;
+
+use crate::notify::{self, MAX_PAYLOAD_BYTES};
+
+const OPENING: &[u8] = br#"{"changes":["#;
+const CLOSING: &[u8] = b"]}\0";
+
+/// The notification being filled, reused from call to call.
+pub struct Batch {
+    text: Vec<u8>,
+    changes: usize,
+}
+
+impl Batch {
+    /// A change's payload must be shorter than this to fit a batch on its own.
+    pub const CHANGE_LIMIT: usize = MAX_PAYLOAD_BYTES - OPENING.len() - (CLOSING.len() - 1);
+
+    pub fn new() -> Self {
+        Self {
+            text: Vec::with_capacity(MAX_PAYLOAD_BYTES + 1),
+            changes: 0,
+        }
+    }
+
+    /// Adds one change (shorter than [`Batch::CHANGE_LIMIT`]), sending the batch so far
+    /// first when the change would not fit in it.
+    pub fn add(&mut self, channel: &CStr, change: &[u8]) {
+        debug_assert!(change.len() < Self::CHANGE_LIMIT);
+        let length_with_change = self.text.len() + 1 + change.len() + CLOSING.len() - 1;
+        if self.changes > 0 && length_with_change >= MAX_PAYLOAD_BYTES {
+            self.send(channel);
+        }
+        if self.changes == 0 {
+            self.text.clear();
+            self.text.extend_from_slice(OPENING);
+        } else {
+            self.text.push(b',');
+        }
+        self.text.extend_from_slice(change);
+        self.changes += 1;
+    }
+
+    /// Sends what the batch holds, if anything.
+    pub fn send(&mut self, channel: &CStr) {
+        if self.changes == 0 {
+            return;
+        }
+        self.text.extend_from_slice(CLOSING);
+        let payload = CStr::from_bytes_with_nul(&self.text).expect("one NUL, at the end");
+        notify::send(channel, payload);
+        self.changes = 0;
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn a_batch_never_reaches_the_limit() {
+        // Filling batches with changes of every size up to the largest allowed: whatever
+        // is queued must stay under PostgreSQL's limit (Async_Notify raises otherwise).
+        let mut batch = Batch::new();
+        for length in (1..Batch::CHANGE_LIMIT).step_by(97) {
+            let change = vec![b'1'; length];
+            batch.add(c"batch_test", &change);
+            assert!(batch.text.len() + CLOSING.len() - 1 < MAX_PAYLOAD_BYTES);
+        }
+        batch.add(c"batch_test", &vec![b'1'; Batch::CHANGE_LIMIT - 1]);
+        batch.send(c"batch_test");
+        assert_eq!(batch.changes, 0);
+    }
+}

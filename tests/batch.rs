@@ -1,0 +1,276 @@
+//! Batched watches (`batch => true`) over real connections: a statement's changes packed
+//! into few notifications, each under PostgreSQL's limit, every change once and in order,
+//! each element the payload the change would have had alone.
+
+use integration_tests::{query_i64, sqlstate, Listener, Received, TestDatabase};
+use serde_json::{json, Value};
+
+/// PostgreSQL refuses a payload of this many bytes or more.
+const NOTIFY_LIMIT: usize = 8000;
+
+/// Receives batches until they hold `expected` changes; returns the batches as received and
+/// their changes in order. Every batch must be a `{"changes": [...]}` under the limit.
+async fn receive_changes(listener: &mut Listener, expected: usize) -> (Vec<Received>, Vec<Value>) {
+    let mut batches = Vec::new();
+    let mut changes = Vec::new();
+    while changes.len() < expected {
+        let batch = listener.next().await;
+        assert!(batch.raw.len() < NOTIFY_LIMIT, "{} bytes", batch.raw.len());
+        let object = batch.payload.as_object().expect("a batch is an object");
+        assert_eq!(object.len(), 1, "only \"changes\": {}", batch.raw);
+        let elements = object["changes"].as_array().expect("changes is an array");
+        assert!(!elements.is_empty(), "no empty batch is sent");
+        changes.extend(elements.iter().cloned());
+        batches.push(batch);
+    }
+    assert_eq!(changes.len(), expected, "no change arrives twice");
+    listener.assert_silent().await;
+    (batches, changes)
+}
+
+#[tokio::test]
+async fn a_large_update_arrives_in_few_notifications_that_hold_the_reference_payloads() {
+    let db = TestDatabase::with_schema(
+        "batch_reference",
+        "CREATE TABLE appointments (id bigint PRIMARY KEY, canceled boolean, title text,
+                                    starts_at timestamptz);
+         INSERT INTO appointments
+             SELECT g, false, 'appointment ' || g, '2024-05-01 10:00+00'::timestamptz + g * interval '1 hour'
+             FROM generate_series(1, 3000) g;
+         CREATE FUNCTION reference_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           PERFORM pg_notify('reference', json_build_object(
+               'id', OLD.id, 'old', row_to_json(OLD), 'new', row_to_json(NEW))::text);
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER reference AFTER UPDATE ON appointments FOR EACH ROW
+             EXECUTE FUNCTION reference_notify();
+         SELECT watch_column('appointments', 'canceled', 'batched', batch => true,
+                             metadata => false);",
+    )
+    .await;
+    let mut batched = db.listen("batched").await;
+    let mut reference = db.listen("reference").await;
+    db.client
+        .batch_execute("UPDATE appointments SET canceled = true WHERE id % 2 = 0")
+        .await
+        .unwrap();
+    db.client
+        .batch_execute("UPDATE appointments SET canceled = NOT canceled")
+        .await
+        .unwrap();
+
+    let (batches, changes) = receive_changes(&mut batched, 4500).await;
+    assert!(
+        batches.len() <= 4500 / 20,
+        "{} notifications for 4500 changes",
+        batches.len()
+    );
+    let mut expected = Vec::new();
+    while expected.len() < 4500 {
+        expected.push(reference.next().await.payload);
+    }
+    assert_eq!(
+        changes, expected,
+        "the reference payloads, in the same order"
+    );
+
+    // A statement that changes nothing sends nothing.
+    db.client
+        .batch_execute(
+            "UPDATE appointments SET title = title; DELETE FROM appointments WHERE id < 0",
+        )
+        .await
+        .unwrap();
+    batched.assert_silent().await;
+}
+
+#[tokio::test]
+async fn inserts_and_deletes_are_batched_with_their_metadata() {
+    let db = TestDatabase::with_schema(
+        "batch_insert_delete",
+        "CREATE TABLE jobs (id int PRIMARY KEY, state text);
+         SELECT watch_column('jobs', 'state', 'jobs', events => '{insert}', batch => true);",
+    )
+    .await;
+    let mut listener = db.listen("jobs").await;
+    db.client
+        .batch_execute("INSERT INTO jobs SELECT g, 'queued' FROM generate_series(1, 3) g")
+        .await
+        .unwrap();
+    let (_, changes) = receive_changes(&mut listener, 3).await;
+    for (n, change) in changes.iter().enumerate() {
+        let id = n as i64 + 1;
+        assert_eq!(
+            *change,
+            json!({"op": "INSERT", "schema": "public", "table": "jobs", "changed": ["state"],
+                   "id": id, "old": null, "new": {"id": id, "state": "queued"}})
+        );
+    }
+
+    db.client
+        .batch_execute(
+            "SELECT watch_column('jobs', 'state', 'jobs', events => '{delete}', batch => true);
+             DELETE FROM jobs WHERE id >= 2;
+             INSERT INTO jobs VALUES (9, 'not watched any more');",
+        )
+        .await
+        .unwrap();
+    let (_, changes) = receive_changes(&mut listener, 2).await;
+    let deleted: Vec<(&Value, &Value, &Value)> = changes
+        .iter()
+        .map(|change| (&change["op"], &change["id"], &change["new"]))
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            (&json!("DELETE"), &json!(2), &Value::Null),
+            (&json!("DELETE"), &json!(3), &Value::Null)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn oversize_changes_are_reduced_inside_their_batch() {
+    let db = TestDatabase::with_schema(
+        "batch_oversize",
+        "CREATE TABLE docs (id int PRIMARY KEY, state text, body text);
+         INSERT INTO docs SELECT g, 'draft', CASE WHEN g % 3 = 0 THEN repeat('x', 9000)
+                                                  ELSE repeat('y', 2500) END
+             FROM generate_series(1, 30) g;
+         SELECT watch_column('docs', 'state', 'docs', batch => true);",
+    )
+    .await;
+    let mut listener = db.listen("docs").await;
+    db.client
+        .batch_execute("UPDATE docs SET state = 'published'")
+        .await
+        .unwrap();
+    let (batches, changes) = receive_changes(&mut listener, 30).await;
+    assert!(batches.len() < 30, "small changes share notifications");
+    for (n, change) in changes.iter().enumerate() {
+        let id = n as i64 + 1;
+        assert_eq!(change["id"], json!(id), "in statement order");
+        assert_eq!(change["table"], json!("docs"));
+        if id % 3 == 0 {
+            assert_eq!(change["truncated"], json!(true));
+            assert!(change.get("old").is_none() && change.get("new").is_none());
+        } else {
+            assert_eq!(change["new"]["state"], json!("published"));
+            assert_eq!(change["new"]["body"].as_str().map(str::len), Some(2500));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batched_watch_on_a_partitioned_table_names_the_parent() {
+    let db = TestDatabase::with_schema(
+        "batch_partitions",
+        "CREATE TABLE readings (region text, id int, value int, PRIMARY KEY (region, id))
+             PARTITION BY LIST (region);
+         CREATE TABLE readings_eu PARTITION OF readings FOR VALUES IN ('eu');
+         CREATE TABLE readings_us PARTITION OF readings FOR VALUES IN ('us');
+         INSERT INTO readings VALUES ('eu', 1, 10), ('us', 2, 20), ('eu', 3, 30);
+         SELECT watch_column('readings', 'value', 'readings', batch => true);",
+    )
+    .await;
+    let mut listener = db.listen("readings").await;
+    db.client
+        .batch_execute("UPDATE readings SET value = value + 1")
+        .await
+        .unwrap();
+    let (_, changes) = receive_changes(&mut listener, 3).await;
+    let mut seen: Vec<(String, i64)> = changes
+        .iter()
+        .map(|change| {
+            assert_eq!(change["table"], json!("readings"));
+            assert_eq!(
+                change["new"]["value"],
+                json!(change["old"]["value"].as_i64().unwrap() + 1)
+            );
+            (
+                change["id"]["region"].as_str().unwrap().to_owned(),
+                change["id"]["id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("eu".to_owned(), 1),
+            ("eu".to_owned(), 3),
+            ("us".to_owned(), 2)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn durable_batched_changes_carry_the_ids_of_their_logged_events() {
+    let db = TestDatabase::with_schema(
+        "batch_durable",
+        "CREATE TABLE orders (id int PRIMARY KEY, state text);
+         INSERT INTO orders SELECT g, 'new' FROM generate_series(1, 50) g;
+         SELECT watch_column('orders', 'state', 'orders', durable => true, batch => true);",
+    )
+    .await;
+    let mut listener = db.listen("orders").await;
+    db.client
+        .batch_execute("UPDATE orders SET state = 'paid'")
+        .await
+        .unwrap();
+    let (_, changes) = receive_changes(&mut listener, 50).await;
+    let logged: Vec<Value> = db
+        .client
+        .query(
+            "SELECT payload::text FROM read_events('billing', 'orders')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| serde_json::from_str(row.get::<_, &str>(0)).unwrap())
+        .collect();
+    assert_eq!(changes, logged, "each element is its logged event");
+    assert!(changes.iter().all(|change| change["event_id"].is_i64()));
+}
+
+#[tokio::test]
+async fn batching_several_events_is_refused_and_leaves_nothing() {
+    let db = TestDatabase::with_schema(
+        "batch_refusals",
+        "CREATE TABLE t (id int PRIMARY KEY, a int)",
+    )
+    .await;
+    for (statement, expected) in [
+        (
+            "SELECT watch_column('t', 'a', events => '{insert,update}', batch => true)",
+            "22023",
+        ),
+        ("SELECT watch_column('t', 'a', batch => NULL)", "22004"),
+    ] {
+        let error = db.client.batch_execute(statement).await.unwrap_err();
+        assert_eq!(sqlstate(&error), expected, "{statement}");
+    }
+    let left = query_i64(
+        &db.client,
+        "SELECT (SELECT count(*) FROM column_watches)
+              + (SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass)",
+    )
+    .await;
+    assert_eq!(left, 0, "no trigger and no catalog row left behind");
+
+    // Turning batching on and off replaces the trigger of the watch.
+    db.client
+        .batch_execute(
+            "SELECT watch_column('t', 'a', batch => true); SELECT watch_column('t', 'a');",
+        )
+        .await
+        .unwrap();
+    let row_triggers = query_i64(
+        &db.client,
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND tgtype & 1 = 1",
+    )
+    .await;
+    assert_eq!(row_triggers, 1, "one trigger, FOR EACH ROW again");
+}
