@@ -2,7 +2,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The operation that produced a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -106,7 +106,12 @@ impl<T: DeserializeOwned> Change<T> {
     /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn from_payload(payload: &str) -> Result<Self, serde_json::Error> {
-        let value: Value = serde_json::from_str(payload)?;
+        Self::from_value(serde_json::from_str(payload)?)
+    }
+
+    /// Decodes a payload already parsed, such as one element of a batch (see
+    /// [`split_batch`]). Fails like [`Change::from_payload`].
+    pub fn from_value(value: Value) -> Result<Self, serde_json::Error> {
         let Value::Object(object) = &value else {
             return Err(serde::de::Error::custom("the payload is not a JSON object"));
         };
@@ -119,6 +124,31 @@ impl<T: DeserializeOwned> Change<T> {
         }
         serde_json::from_value(value)
     }
+}
+
+/// The change payloads a notification carries: the payload itself, or, from a batched
+/// watch (`{"changes": [...]}`), each of its elements in order.
+///
+/// ```
+/// use column_notify_listener::split_batch;
+/// use serde_json::json;
+///
+/// let batch = json!({"changes": [{"id": 1}, {"id": 2}]});
+/// assert_eq!(split_batch(batch), [json!({"id": 1}), json!({"id": 2})]);
+/// assert_eq!(split_batch(json!({"id": 3})), [json!({"id": 3})]);
+/// ```
+pub fn split_batch(payload: Value) -> Vec<Value> {
+    match payload {
+        Value::Object(object) if is_batch(&object) => match object.into_iter().next() {
+            Some((_, Value::Array(changes))) => changes,
+            _ => unreachable!("a batch has one member, an array"),
+        },
+        single => vec![single],
+    }
+}
+
+fn is_batch(object: &Map<String, Value>) -> bool {
+    object.len() == 1 && matches!(object.get("changes"), Some(Value::Array(_)))
 }
 
 impl<T> Change<T> {

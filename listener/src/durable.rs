@@ -13,7 +13,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
 use crate::backoff::Backoff;
-use crate::change::Change;
+use crate::change::{split_batch, Change};
 use crate::client::connect_client;
 use crate::config::ListenerBuilder;
 use crate::error::Error;
@@ -516,9 +516,13 @@ impl State {
     fn take(&mut self, event: Option<RawEvent>) -> Result<(), Error> {
         match event.ok_or(Error::Closed)? {
             RawEvent::Notification(notification) => {
+                // The highest event id announced (a batch announces one per change).
                 let announced = serde_json::from_str::<Value>(&notification.payload)
-                    .ok()
-                    .and_then(|payload| payload.get("event_id")?.as_i64());
+                    .map(split_batch)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|change| change.get("event_id")?.as_i64())
+                    .max();
                 self.announced = self.announced.max(announced.unwrap_or(0));
                 self.read_wanted = true;
             }

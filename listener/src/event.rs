@@ -1,11 +1,12 @@
 //! What a listener yields: changes, undecodable payloads and connection events.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::change::Change;
+use crate::change::{split_batch, Change};
 
 /// A notification exactly as PostgreSQL delivered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,34 +110,99 @@ pub enum Event<T = Value> {
 }
 
 impl<T: DeserializeOwned> Event<T> {
-    /// Decodes a raw event: a notification becomes a [`Event::Change`], or an
-    /// [`Event::InvalidPayload`] when its payload is not a change.
+    /// Decodes a raw event: a notification becomes an [`Event::Change`] (one per change,
+    /// in order, for a batch of a batched watch), or an [`Event::InvalidPayload`] when its
+    /// payload (or an element of its batch) is not a change.
     ///
     /// ```
     /// use column_notify_listener::{Event, Notification, RawEvent};
     ///
-    /// let raw = RawEvent::Notification(Notification {
-    ///     channel: "c".into(),
-    ///     payload: "garbage".into(),
-    ///     process_id: 1,
-    /// });
-    /// assert!(matches!(Event::<serde_json::Value>::decode(raw), Event::InvalidPayload { .. }));
+    /// let notification = |payload: &str| {
+    ///     RawEvent::Notification(Notification {
+    ///         channel: "c".into(),
+    ///         payload: payload.into(),
+    ///         process_id: 1,
+    ///     })
+    /// };
+    /// let events = Event::<serde_json::Value>::decode(notification("garbage"));
+    /// assert!(matches!(events[..], [Event::InvalidPayload { .. }]));
+    /// let events = Event::<serde_json::Value>::decode(notification(
+    ///     r#"{"changes": [{"id": 1, "old": null, "new": {"id": 1}}, {"id": 2}]}"#,
+    /// ));
+    /// assert_eq!(events.len(), 2);
+    /// assert!(matches!(&events[1], Event::Change { change, .. } if change.id == 2));
     /// ```
-    pub fn decode(raw: RawEvent) -> Self {
-        match raw {
-            RawEvent::Connection(event) => Event::Connection(event),
-            RawEvent::Notification(notification) => {
-                match Change::from_payload(&notification.payload) {
-                    Ok(change) => Event::Change {
-                        channel: notification.channel,
-                        change: Box::new(change),
-                    },
-                    Err(error) => Event::InvalidPayload {
-                        notification,
-                        error: error.to_string(),
-                    },
-                }
+    pub fn decode(raw: RawEvent) -> Vec<Self> {
+        Undecoded::split(raw)
+            .into_iter()
+            .map(Undecoded::decode)
+            .collect()
+    }
+}
+
+/// One event of a raw event, its change parsed as JSON but not yet typed (so that a
+/// listener can hold the rest of a batch and still change its row type).
+#[derive(Debug)]
+pub(crate) enum Undecoded {
+    Connection(ConnectionEvent),
+    Change {
+        notification: Arc<Notification>,
+        change: Value,
+    },
+    Invalid {
+        notification: Notification,
+        error: String,
+    },
+}
+
+impl Undecoded {
+    /// The events of a raw event: one per change of a batch, else one.
+    pub(crate) fn split(raw: RawEvent) -> Vec<Undecoded> {
+        let notification = match raw {
+            RawEvent::Connection(event) => return vec![Undecoded::Connection(event)],
+            RawEvent::Notification(notification) => notification,
+        };
+        match serde_json::from_str(&notification.payload) {
+            Ok(payload) => {
+                let notification = Arc::new(notification);
+                split_batch(payload)
+                    .into_iter()
+                    .map(|change| Undecoded::Change {
+                        notification: Arc::clone(&notification),
+                        change,
+                    })
+                    .collect()
             }
+            Err(error) => vec![Undecoded::Invalid {
+                notification,
+                error: error.to_string(),
+            }],
+        }
+    }
+
+    pub(crate) fn decode<T: DeserializeOwned>(self) -> Event<T> {
+        match self {
+            Undecoded::Connection(event) => Event::Connection(event),
+            Undecoded::Change {
+                notification,
+                change,
+            } => match Change::from_value(change) {
+                Ok(change) => Event::Change {
+                    channel: notification.channel.clone(),
+                    change: Box::new(change),
+                },
+                Err(error) => Event::InvalidPayload {
+                    notification: Notification::clone(&notification),
+                    error: error.to_string(),
+                },
+            },
+            Undecoded::Invalid {
+                notification,
+                error,
+            } => Event::InvalidPayload {
+                notification,
+                error,
+            },
         }
     }
 }

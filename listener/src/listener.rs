@@ -1,5 +1,6 @@
 //! The listeners: a stream of decoded changes, or of raw notifications.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::{ListenerBuilder, Settings};
 use crate::connection::Session;
 use crate::error::Error;
-use crate::event::{Event, RawEvent};
+use crate::event::{Event, RawEvent, Undecoded};
 use crate::reconnect;
 
 /// Listens to channels and yields every notification as text, with connection events.
@@ -137,6 +138,8 @@ impl Stream for RawListener {
 #[derive(Debug)]
 pub struct Listener<T = Value> {
     raw: RawListener,
+    /// The rest of a batch whose first change was yielded.
+    pending: VecDeque<Undecoded>,
     rows: PhantomData<fn() -> T>,
 }
 
@@ -158,6 +161,7 @@ impl Listener {
     pub(crate) fn from_raw(raw: RawListener) -> Listener {
         Listener {
             raw,
+            pending: VecDeque::new(),
             rows: PhantomData,
         }
     }
@@ -166,13 +170,34 @@ impl Listener {
 impl<T: DeserializeOwned> Listener<T> {
     /// The next event; `None` only once the listener's task has ended.
     pub async fn recv(&mut self) -> Option<Event<T>> {
-        self.raw.recv().await.map(Event::decode)
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event.decode());
+            }
+            self.pending
+                .extend(Undecoded::split(self.raw.recv().await?));
+        }
     }
 
     /// The next event, or [`Error::Timeout`] when none comes within `timeout`
     /// ([`Error::Closed`] once the listener's task has ended).
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Event<T>, Error> {
-        self.raw.recv_timeout(timeout).await.map(Event::decode)
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event.decode());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let raw = self
+                .raw
+                .recv_timeout(left)
+                .await
+                .map_err(|error| match error {
+                    Error::Timeout(_) => Error::Timeout(timeout),
+                    other => other,
+                })?;
+            self.pending.extend(Undecoded::split(raw));
+        }
     }
 }
 
@@ -196,11 +221,13 @@ impl<T> Listener<T> {
     pub fn typed<U>(self) -> Listener<U> {
         Listener {
             raw: self.raw,
+            pending: self.pending,
             rows: PhantomData,
         }
     }
 
-    /// The raw listener underneath (payloads as text).
+    /// The raw listener underneath (payloads as text). The changes of a batch not yet
+    /// yielded are dropped with this listener.
     pub fn into_raw(self) -> RawListener {
         self.raw
     }
@@ -223,8 +250,15 @@ impl<T: DeserializeOwned> Stream for Listener<T> {
     type Item = Event<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event<T>>> {
-        Pin::new(&mut self.raw)
-            .poll_next(cx)
-            .map(|event| event.map(Event::decode))
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Poll::Ready(Some(event.decode()));
+            }
+            match Pin::new(&mut self.raw).poll_next(cx) {
+                Poll::Ready(Some(raw)) => self.pending.extend(Undecoded::split(raw)),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }

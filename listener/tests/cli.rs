@@ -38,6 +38,20 @@ async fn listen_prints_json_lines_and_exits_0_on_sigint() {
     assert_eq!(received[1]["payload"], json!("not json"));
     assert!(received[1]["process_id"].as_i64().unwrap() > 0);
 
+    // A batch prints a line per change.
+    let batch = format!(
+        r#"{{"changes": [{}, {}]}}"#,
+        change_payload(2),
+        change_payload(3)
+    );
+    notify(&sender, &first, &batch).await;
+    for id in [2, 3] {
+        let line: Value =
+            serde_json::from_str(&stdout.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+        assert_eq!(line["channel"], json!(first));
+        assert_eq!(line["payload"]["id"], json!(id));
+    }
+
     signal(&child, "INT");
     let status = wait(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0));

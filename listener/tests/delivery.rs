@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use column_notify_listener::{Change, Error, Event, Listener, Op, RawEvent};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::*;
 
 #[tokio::test]
@@ -69,6 +69,72 @@ async fn garbage_payloads_do_not_stop_the_stream() {
 struct Appointment {
     id: i64,
     canceled: bool,
+}
+
+#[tokio::test]
+async fn a_batch_is_one_event_per_change_and_keeps_its_order() {
+    let channel = unique("batch");
+    let mut listener = Listener::connect(&database_url(), [&channel])
+        .await
+        .unwrap();
+    let sender = sender().await;
+    let changes: Vec<Value> = (1..=5)
+        .map(|id| serde_json::from_str(&change_payload(id)).unwrap())
+        .chain([json!({"id": 6, "old": "not a row"}), json!({"id": 7})])
+        .collect();
+    notify(
+        &sender,
+        &channel,
+        &json!({ "changes": changes }).to_string(),
+    )
+    .await;
+
+    // Two changes as JSON values, then the row type changes halfway through the batch.
+    for id in 1..=2 {
+        assert_change(&next_change(&mut listener, &channel).await, id);
+    }
+    let mut listener = listener.typed::<Appointment>();
+    for id in 3..=5 {
+        match listener
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+        {
+            Event::Change { change, .. } => {
+                assert_eq!(change.id, id);
+                assert!(change.new.unwrap().canceled);
+            }
+            other => panic!("expected change {id}, got {other:?}"),
+        }
+    }
+    match listener
+        .recv_timeout(Duration::from_secs(10))
+        .await
+        .unwrap()
+    {
+        Event::InvalidPayload {
+            notification,
+            error,
+        } => {
+            assert_eq!(notification.channel, channel);
+            assert!(error.contains("`old`"), "{error}");
+        }
+        other => panic!("expected the bad element, got {other:?}"),
+    }
+    match listener
+        .recv_timeout(Duration::from_secs(10))
+        .await
+        .unwrap()
+    {
+        Event::Change { change, .. } => {
+            assert_eq!((change.id, change.old.is_none()), (json!(7), true))
+        }
+        other => panic!("expected change 7, got {other:?}"),
+    }
+    assert!(matches!(
+        listener.recv_timeout(Duration::from_millis(200)).await,
+        Err(Error::Timeout(_))
+    ));
 }
 
 #[tokio::test]

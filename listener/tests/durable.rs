@@ -185,6 +185,29 @@ async fn rows_too_large_for_a_notification_come_in_full_from_the_log() {
 }
 
 #[tokio::test]
+async fn a_batched_durable_watch_is_followed_live() {
+    let db = DurableDatabase::create("batched", 40).await;
+    db.client
+        .batch_execute(
+            "SELECT watch_column('items', 'version', 'items', durable => true, batch => true)",
+        )
+        .await
+        .unwrap();
+    let mut consumer = consumer(&db, "batched", 25).await;
+    assert_quiet(&mut consumer).await;
+    bump_all(&db, 3).await;
+    // The consumer polls once a minute: these come in time through the batches' wake-ups.
+    let received = receive(&mut consumer, 120).await;
+    assert_in_order(&received);
+    let expected: Vec<(i32, i32)> = (1..=3)
+        .flat_map(|version| (1..=40).map(move |id| (id, version)))
+        .collect();
+    let got: Vec<(i32, i32)> = received.iter().map(|(_, item)| *item).collect();
+    assert_eq!(got, expected);
+    assert_quiet(&mut consumer).await;
+}
+
+#[tokio::test]
 async fn settings_and_server_errors_are_reported() {
     let refused = DurableConsumer::builder(database_url(), "c", "items")
         .batch_size(0)

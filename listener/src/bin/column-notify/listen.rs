@@ -6,8 +6,8 @@ use std::io::{self, Write};
 use std::pin::Pin;
 
 use column_notify_listener::{
-    ConnectionEvent, DurableConsumer, Listener, Notification, RawDurableEvent, RawEvent,
-    TlsVerification,
+    split_batch, ConnectionEvent, DurableConsumer, Listener, Notification, RawDurableEvent,
+    RawEvent, TlsVerification,
 };
 use serde_json::{json, Value};
 
@@ -34,8 +34,10 @@ pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<()
     while let Some(event) = until_interrupted(&mut interrupt, listener.recv()).await? {
         match event {
             Some(RawEvent::Notification(notification)) => {
-                if !print(&notification_line(&notification))? {
-                    return Ok(());
+                for line in notification_lines(&notification) {
+                    if !print(&line)? {
+                        return Ok(());
+                    }
                 }
             }
             Some(RawEvent::Connection(event)) => eprintln!("column-notify: {}", describe(&event)),
@@ -114,14 +116,23 @@ async fn until_interrupted<F: Future>(
     }
 }
 
-fn notification_line(notification: &Notification) -> Value {
-    let payload = serde_json::from_str(&notification.payload)
-        .unwrap_or_else(|_| Value::String(notification.payload.clone()));
-    json!({
-        "channel": notification.channel,
-        "payload": payload,
-        "process_id": notification.process_id,
-    })
+/// A line per change: one for a notification, one per element for a batch (a payload that
+/// is not JSON is shown as a string).
+fn notification_lines(notification: &Notification) -> Vec<Value> {
+    let payloads = match serde_json::from_str(&notification.payload) {
+        Ok(payload) => split_batch(payload),
+        Err(_) => vec![Value::String(notification.payload.clone())],
+    };
+    payloads
+        .into_iter()
+        .map(|payload| {
+            json!({
+                "channel": notification.channel,
+                "payload": payload,
+                "process_id": notification.process_id,
+            })
+        })
+        .collect()
 }
 
 /// Writes one line and flushes it. False when stdout is closed (a broken pipe).
