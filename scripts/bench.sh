@@ -20,7 +20,7 @@ cargo build -q --release -p column_notify_bench
 overhead=target/release/trigger-overhead
 
 if [ "${1:-}" = "--quick" ]; then
-    exec "$overhead" --rows 100000 --runs 5
+    exec "$overhead" --rows 100000 --runs 7
 fi
 
 results=bench/RESULTS.md
@@ -40,7 +40,7 @@ results=bench/RESULTS.md
     echo "row's overhead by that of the plpgsql trigger and of contrib tcn (below 1: cheaper)."
     echo
     "$overhead" --rows 10000 --runs 7 --markdown
-    "$overhead" --rows 100000 --runs 5 --markdown
+    "$overhead" --rows 100000 --runs 9 --markdown
     "$overhead" --rows 100000 --runs 5 --wide --markdown
     echo "## End to end"
     echo

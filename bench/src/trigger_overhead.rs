@@ -1,8 +1,9 @@
 //! Per-row trigger overhead, measured side by side in one run: one committed
 //! `UPDATE t SET canceled = NOT canceled` over every row of identical tables that differ
-//! only in their trigger (none, the reference plpgsql trigger, contrib tcn, ours). The
-//! variants alternate within each round; the report gives medians and ratios, never a lone
-//! absolute time, because this machine is shared and noisy.
+//! only in their trigger (none, the reference plpgsql trigger, contrib tcn, ours with its
+//! options, and ours watching a column the update leaves alone, which fires and compares but
+//! sends nothing). The variants alternate within each round; the report gives medians and
+//! ratios, never a lone absolute time, because this machine is shared and noisy.
 //!
 //! Usage: trigger-overhead [--rows N] [--runs N] [--wide] [--markdown]
 //! Needs DATABASE_URL, the extension installed, and contrib (for tcn).
@@ -58,6 +59,23 @@ const VARIANTS: &[Variant] = &[
         table: "bench_no_metadata",
         install:
             "SELECT watch_column('{table}', 'canceled', 'bench_no_metadata', metadata => false)",
+    },
+    Variant {
+        label: "pg_column_notify, batch => true",
+        table: "bench_batch",
+        install: "SELECT watch_column('{table}', 'canceled', 'bench_batch', batch => true)",
+    },
+    Variant {
+        label: "pg_column_notify, batch, metadata => false",
+        table: "bench_batch_no_metadata",
+        install: "SELECT watch_column('{table}', 'canceled', 'bench_batch_no_metadata',
+                                      batch => true, metadata => false)",
+    },
+    Variant {
+        label: "pg_column_notify, nothing to send",
+        table: "bench_unchanged",
+        // The key never changes: the trigger fires and compares, and has nothing to send.
+        install: "SELECT watch_column('{table}', 'id', 'bench_unchanged')",
     },
     Variant {
         label: "pg_column_notify, durable",
@@ -245,7 +263,7 @@ async fn main() {
             );
         } else {
             println!(
-                "  {:<36} {time:>9.1} ms  {overhead:>6.2} µs/row  ÷plpgsql {to_plpgsql:>5}  ÷tcn {to_tcn:>5}",
+                "  {:<42} {time:>9.1} ms  {overhead:>6.2} µs/row  ÷plpgsql {to_plpgsql:>5}  ÷tcn {to_tcn:>5}",
                 variant.label
             );
         }
