@@ -16,6 +16,7 @@ mod json_encoder;
 mod json_text;
 mod notify;
 mod payload;
+mod plan_cache;
 mod primary_key;
 mod row_values;
 mod transition_rows;

@@ -13,6 +13,7 @@ use crate::errors::TriggerProtocolError;
 use crate::event_log::EventLog;
 use crate::function_info::call_context;
 use crate::payload::{self, Change, Operation};
+use crate::plan_cache;
 use crate::transition_rows::TransitionRows;
 use crate::trigger_plan::TriggerPlan;
 
@@ -31,11 +32,11 @@ pub unsafe extern "C-unwind" fn notify_column_changed(
         let trigger_data = trigger_data(fcinfo);
         let event = trigger_data.tg_event;
         let operation = operation(event);
-        let plan = TriggerPlan::for_call(fcinfo, trigger_data);
+        let mut plan = plan_cache::take(&*trigger_data.tg_trigger, trigger_data.tg_relation);
         if event & pg_sys::TRIGGER_EVENT_ROW != 0 {
-            notify_for_row(plan, trigger_data, operation)
+            notify_for_row(&mut plan, trigger_data, operation)
         } else {
-            notify_for_statement(plan, trigger_data, operation);
+            notify_for_statement(&mut plan, trigger_data, operation);
             pg_sys::Datum::from(0)
         }
     }

@@ -1,11 +1,11 @@
-//! Everything the trigger works out once per statement and reuses for every row: the
-//! channel, the watched and key columns, and how each column is compared and rendered.
-//! It lives in the trigger's `fn_extra`, which PostgreSQL keeps for one statement.
+//! Everything the trigger works out once and reuses for every row: the channel, the watched
+//! and key columns, and how each column is compared and rendered. The session keeps it
+//! from statement to statement (see `plan_cache.rs`).
 
 use std::ffi::{CStr, CString};
 
 use pgrx::prelude::*;
-use pgrx::{PgMemoryContexts, PgRelation, PgTupleDesc};
+use pgrx::{PgRelation, PgTupleDesc};
 
 use crate::batch::Batch;
 use crate::change_detection::Equality;
@@ -68,39 +68,33 @@ pub struct TriggerPlan {
     pub event_log: Option<EventLog>,
     /// For batched watches: the notification being filled.
     pub batch: Option<Batch>,
+    /// Where PostgreSQL allocated what the plan needs (function call information).
+    memory_context: pg_sys::MemoryContext,
 }
 
 impl TriggerPlan {
-    /// The plan cached for this trigger call, built on the first row of the statement.
-    ///
-    /// # Safety
-    /// `fcinfo` must be a trigger call whose `context` is valid `TriggerData`.
-    pub unsafe fn for_call<'a>(
-        fcinfo: pg_sys::FunctionCallInfo,
-        trigger_data: &pg_sys::TriggerData,
-    ) -> &'a mut TriggerPlan {
-        unsafe {
-            let flinfo = &mut *(*fcinfo).flinfo;
-            let trigger = &*trigger_data.tg_trigger;
-            let relation_oid = (*trigger_data.tg_relation).rd_id;
-            let cached = flinfo.fn_extra as *mut TriggerPlan;
-            if let Some(plan) = cached.as_mut() {
-                if plan.trigger_oid == trigger.tgoid && plan.relation_oid == relation_oid {
-                    return plan;
-                }
-            }
-            let plan = Self::build(trigger, trigger_data.tg_relation, flinfo.fn_mcxt);
-            let plan = PgMemoryContexts::For(flinfo.fn_mcxt).leak_and_drop_on_delete(plan);
-            flinfo.fn_extra = plan.cast();
-            &mut *plan
-        }
+    /// Which trigger, on which table, the plan is for.
+    pub fn key(&self) -> (pg_sys::Oid, pg_sys::Oid) {
+        (self.trigger_oid, self.relation_oid)
     }
 
-    unsafe fn build(
-        trigger: &pg_sys::Trigger,
-        relation: pg_sys::Relation,
-        memory_context: pg_sys::MemoryContext,
-    ) -> TriggerPlan {
+    /// Works out the plan of `trigger` on `relation`. What PostgreSQL allocates for it (function
+    /// call information) lives in a memory context of the plan's own, deleted with it.
+    ///
+    /// # Safety
+    /// `trigger` must be a trigger of `relation`, which must be open.
+    pub unsafe fn build(trigger: &pg_sys::Trigger, relation: pg_sys::Relation) -> TriggerPlan {
+        // Made under the current context, so that it goes with it if the build fails, and
+        // moved under the top context once the plan is complete.
+        let memory_context = unsafe {
+            pg_sys::AllocSetContextCreateExtended(
+                pg_sys::CurrentMemoryContext,
+                c"pg_column_notify trigger plan".as_ptr(),
+                pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
+                pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+                pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+            )
+        };
         let arguments = unsafe { trigger_arguments(trigger) };
         let spec = WatchSpec::from_arguments(&arguments)
             .unwrap_or_else(|error| TriggerProtocolError::BadArguments(error.to_string()).report());
@@ -201,6 +195,7 @@ impl TriggerPlan {
             Vec::new()
         };
 
+        unsafe { pg_sys::MemoryContextSetParent(memory_context, pg_sys::TopMemoryContext) };
         TriggerPlan {
             trigger_oid: trigger.tgoid,
             relation_oid: table.oid(),
@@ -222,7 +217,15 @@ impl TriggerPlan {
                 .durable
                 .then(|| unsafe { EventLog::open(memory_context) }),
             batch: spec.batch.then(Batch::new),
+            memory_context,
         }
+    }
+}
+
+impl Drop for TriggerPlan {
+    fn drop(&mut self) {
+        // SAFETY: the context is the plan's own, and nothing else points into it.
+        unsafe { pg_sys::MemoryContextDelete(self.memory_context) }
     }
 }
 

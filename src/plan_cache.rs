@@ -1,0 +1,120 @@
+//! The session keeps trigger plans from statement to statement. Building a plan (catalog
+//! lookups for the key, every column's type and the trigger's arguments) costs more than
+//! sending a notification, and most statements change one row.
+//!
+//! Any catalog change that could alter a plan (of a relation, type, function, cast, operator
+//! or schema) makes every kept plan stale, and the next call builds its plan again. A call
+//! takes its plan out of the cache and puts it back when it returns, so a nested call of
+//! the same trigger builds a plan of its own, and a call that fails drops its plan.
+
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use pgrx::pg_sys;
+
+use crate::trigger_plan::TriggerPlan;
+
+/// More plans than a session normally uses; past it, the least recently used is dropped.
+const MAX_KEPT_PLANS: usize = 64;
+
+/// Bumped by every catalog invalidation that could make a kept plan stale.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static CALLBACKS_REGISTERED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Kept plans with the generation they were built in, the most recently used last.
+    static KEPT: RefCell<Vec<(u64, Box<TriggerPlan>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A plan taken for one trigger call; it goes back to the cache when dropped, unless the
+/// call is failing (its batch or buffers may then be half-written).
+pub struct PlanInUse {
+    generation: u64,
+    plan: Option<Box<TriggerPlan>>,
+}
+
+impl Deref for PlanInUse {
+    type Target = TriggerPlan;
+
+    fn deref(&self) -> &TriggerPlan {
+        self.plan.as_ref().expect("the plan is there until drop")
+    }
+}
+
+impl DerefMut for PlanInUse {
+    fn deref_mut(&mut self) -> &mut TriggerPlan {
+        self.plan.as_mut().expect("the plan is there until drop")
+    }
+}
+
+impl Drop for PlanInUse {
+    fn drop(&mut self) {
+        let Some(plan) = self.plan.take() else { return };
+        if std::thread::panicking() {
+            return;
+        }
+        KEPT.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            // A nested call of the same trigger may have put its plan back meanwhile.
+            kept.retain(|(_, other)| other.key() != plan.key());
+            if kept.len() >= MAX_KEPT_PLANS {
+                kept.remove(0);
+            }
+            kept.push((self.generation, plan));
+        });
+    }
+}
+
+/// The plan of `trigger` on `relation`: the kept one while the catalog has not changed,
+/// else a new one.
+///
+/// # Safety
+/// `trigger` must be a trigger of `relation`, which must be open.
+pub unsafe fn take(trigger: &pg_sys::Trigger, relation: pg_sys::Relation) -> PlanInUse {
+    register_callbacks();
+    let key = (trigger.tgoid, unsafe { (*relation).rd_id });
+    let generation = GENERATION.load(Ordering::Relaxed);
+    let kept = KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let at = kept.iter().position(|(_, plan)| plan.key() == key)?;
+        Some(kept.remove(at))
+    });
+    let plan = match kept {
+        Some((built_in, plan)) if built_in == generation => plan,
+        _ => Box::new(unsafe { TriggerPlan::build(trigger, relation) }),
+    };
+    PlanInUse {
+        generation,
+        plan: Some(plan),
+    }
+}
+
+fn register_callbacks() {
+    if CALLBACKS_REGISTERED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    use pg_sys::SysCacheIdentifier::*;
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relation_changed), pg_sys::Datum::from(0));
+        for cache in [TYPEOID, PROCOID, CASTSOURCETARGET, OPEROID, NAMESPACEOID] {
+            pg_sys::CacheRegisterSyscacheCallback(
+                cache as i32,
+                Some(catalog_changed),
+                pg_sys::Datum::from(0),
+            );
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn relation_changed(_argument: pg_sys::Datum, _relation: pg_sys::Oid) {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+unsafe extern "C-unwind" fn catalog_changed(
+    _argument: pg_sys::Datum,
+    _cache: std::ffi::c_int,
+    _hash: u32,
+) {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
