@@ -5,7 +5,10 @@
 //! sends nothing). The variants alternate within each round; the report gives medians and
 //! ratios, never a lone absolute time, because this machine is shared and noisy.
 //!
-//! Usage: trigger-overhead [--rows N] [--runs N] [--wide] [--markdown]
+//! With `--one-row-statements`, the rows are changed by as many one-row UPDATE statements
+//! (in one transaction, from a DO block), which is what an application mostly does.
+//!
+//! Usage: trigger-overhead [--rows N] [--runs N] [--wide] [--one-row-statements] [--markdown]
 //! Needs DATABASE_URL, the extension installed, and contrib (for tcn).
 
 use std::time::{Duration, Instant};
@@ -20,6 +23,7 @@ struct Options {
     rows: u64,
     runs: usize,
     wide: bool,
+    one_row_statements: bool,
     markdown: bool,
 }
 
@@ -122,6 +126,7 @@ fn parse_options() -> Options {
         rows: 100_000,
         runs: 5,
         wide: false,
+        one_row_statements: false,
         markdown: false,
     };
     let mut args = std::env::args().skip(1);
@@ -135,9 +140,13 @@ fn parse_options() -> Options {
             "--rows" => options.rows = number("--rows"),
             "--runs" => options.runs = number("--runs") as usize,
             "--wide" => options.wide = true,
+            "--one-row-statements" => options.one_row_statements = true,
             "--markdown" => options.markdown = true,
             "--help" | "-h" => {
-                println!("usage: trigger-overhead [--rows N] [--runs N] [--wide] [--markdown]");
+                println!(
+                    "usage: trigger-overhead [--rows N] [--runs N] [--wide] \
+                     [--one-row-statements] [--markdown]"
+                );
                 std::process::exit(0);
             }
             other => fail(&format!("unknown argument {other} (see --help)")),
@@ -183,7 +192,23 @@ async fn prepare(client: &Client, options: &Options) {
     }
 }
 
-async fn timed_update(client: &Client, table: &str) -> Duration {
+/// The timed statement: one UPDATE of every row, or one UPDATE per row.
+fn update_sql(table: &str, options: &Options) -> String {
+    if options.one_row_statements {
+        format!(
+            "DO $$ BEGIN
+               FOR i IN 1..{rows} LOOP
+                 UPDATE {table} SET canceled = NOT canceled WHERE id = i;
+               END LOOP;
+             END $$",
+            rows = options.rows
+        )
+    } else {
+        format!("UPDATE {table} SET canceled = NOT canceled")
+    }
+}
+
+async fn timed_update(client: &Client, table: &str, options: &Options) -> Duration {
     // Every run starts from the same state: no dead rows, an empty event log.
     client
         .batch_execute(&format!("VACUUM {table}"))
@@ -193,9 +218,10 @@ async fn timed_update(client: &Client, table: &str) -> Duration {
         .batch_execute("TRUNCATE column_notify.events")
         .await
         .unwrap_or_else(|error| fail(&format!("emptying the event log: {}", describe(&error))));
+    let update = update_sql(table, options);
     let start = Instant::now();
     client
-        .batch_execute(&format!("UPDATE {table} SET canceled = NOT canceled"))
+        .batch_execute(&update)
         .await
         .unwrap_or_else(|error| fail(&format!("update of {table}: {}", describe(&error))));
     start.elapsed()
@@ -205,10 +231,11 @@ async fn timed_update(client: &Client, table: &str) -> Duration {
 async fn main() {
     let options = parse_options();
     let client = connect(&database_url()).await;
-    let shape = if options.wide {
-        "wide rows (30 columns)"
-    } else {
-        "appointments rows (5 columns)"
+    let shape = match (options.wide, options.one_row_statements) {
+        (true, false) => "wide rows (30 columns)",
+        (true, true) => "wide rows (30 columns), one UPDATE statement per row",
+        (false, false) => "appointments rows (5 columns)",
+        (false, true) => "appointments rows (5 columns), one UPDATE statement per row",
     };
     eprintln!(
         "preparing {} {shape} in {} tables...",
@@ -222,7 +249,7 @@ async fn main() {
         // Rotate the order each round, so no variant always runs first or last.
         for offset in 0..VARIANTS.len() {
             let index = (round + offset) % VARIANTS.len();
-            let elapsed = timed_update(&client, VARIANTS[index].table).await;
+            let elapsed = timed_update(&client, VARIANTS[index].table, &options).await;
             samples[index].push(elapsed);
         }
         eprintln!("round {}/{} done", round + 1, options.runs);
