@@ -8,6 +8,7 @@
 //! the same trigger builds a plan of its own, and a call that fails drops its plan.
 
 use std::cell::RefCell;
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -22,9 +23,14 @@ const MAX_KEPT_PLANS: usize = 64;
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static CALLBACKS_REGISTERED: AtomicBool = AtomicBool::new(false);
 
+/// A kept plan with the generation it was built in.
+type KeptPlan = (u64, Box<TriggerPlan>);
+
 thread_local! {
-    /// Kept plans with the generation they were built in, the most recently used last.
-    static KEPT: RefCell<Vec<(u64, Box<TriggerPlan>)>> = const { RefCell::new(Vec::new()) };
+    /// The kept plans, the most recently used last. Never dropped: at the backend's exit
+    /// there is nothing to give back.
+    static KEPT: RefCell<ManuallyDrop<Vec<KeptPlan>>> =
+        const { RefCell::new(ManuallyDrop::new(Vec::new())) };
 }
 
 /// A plan taken for one trigger call; it goes back to the cache when dropped, unless the

@@ -274,3 +274,28 @@ async fn batching_several_events_is_refused_and_leaves_nothing() {
     .await;
     assert_eq!(row_triggers, 1, "one trigger, FOR EACH ROW again");
 }
+
+#[tokio::test]
+async fn a_batched_watch_follows_a_renamed_column() {
+    let db = TestDatabase::with_schema(
+        "batch_rename",
+        "CREATE TABLE t (id int PRIMARY KEY, a int);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 5) g;
+         SELECT watch_column('t', 'a', 't', batch => true);
+         ALTER TABLE t RENAME COLUMN a TO b;",
+    )
+    .await;
+    let mut listener = db.listen("t").await;
+    db.client.batch_execute("UPDATE t SET b = 1").await.unwrap();
+    let (batches, changes) = receive_changes(&mut listener, 5).await;
+    assert_eq!(batches.len(), 1);
+    assert!(changes
+        .iter()
+        .all(|change| change["changed"] == json!(["b"])));
+    let listed = query_i64(
+        &db.client,
+        "SELECT count(*) FROM column_watches WHERE batch AND columns = '{b}'",
+    )
+    .await;
+    assert_eq!(listed, 1);
+}
