@@ -8,6 +8,7 @@ use pgrx::pg_sys;
 
 use crate::builtin_functions::{builtin, function_info, output_function};
 use crate::datum_image::is_plain;
+use crate::json_array::ArrayEncoder;
 use crate::json_datetime;
 use crate::json_text;
 
@@ -36,8 +37,12 @@ pub enum ColumnEncoder {
     },
     /// jsonb: its output text, verbatim.
     JsonOutput(pg_sys::FmgrInfo),
-    /// Arrays (`array_to_json`), composites (`row_to_json`) and user types with a cast
-    /// to json: a function that returns json text, written verbatim.
+    /// uuid: its text, quoted.
+    Uuid,
+    /// Arrays, element by element.
+    Array(Box<ArrayEncoder>),
+    /// Arrays of records (`array_to_json`), composites (`row_to_json`) and user types with
+    /// a cast to json: a function that returns json text, written verbatim.
     JsonFunction(pg_sys::FmgrInfo),
     /// Everything else: the output text as a JSON string.
     Quoted(pg_sys::FmgrInfo),
@@ -69,9 +74,11 @@ impl ColumnEncoder {
                 fixed_offset: None,
             },
             pg_sys::JSONBOID => Self::JsonOutput(function(output_function(base))),
-            _ if is_array(base) => {
-                Self::JsonFunction(unsafe { builtin(c"array_to_json", memory_context) })
-            }
+            pg_sys::UUIDOID => Self::Uuid,
+            _ if is_array(base) => match unsafe { ArrayEncoder::for_array(base, memory_context) } {
+                Some(array) => Self::Array(Box::new(array)),
+                None => Self::JsonFunction(unsafe { builtin(c"array_to_json", memory_context) }),
+            },
             _ if unsafe { pg_sys::type_is_rowtype(base) } => {
                 Self::JsonFunction(unsafe { builtin(c"row_to_json", memory_context) })
             }
@@ -125,6 +132,8 @@ impl ColumnEncoder {
                     unsafe { push_server_date_time(out, value, pg_sys::TIMESTAMPTZOID) }
                 }
             }
+            Self::Uuid => push_uuid(out, unsafe { &*value.cast_mut_ptr::<[u8; 16]>() }),
+            Self::Array(array) => unsafe { array.encode(value, out) },
             Self::JsonOutput(output) => {
                 out.extend_from_slice(unsafe { call_output(output, value) })
             }
@@ -159,6 +168,20 @@ unsafe fn fixed_utc_offset(zone: *mut pg_sys::pg_tz) -> Option<i64> {
     let mut offset: std::ffi::c_long = 0;
     (!zone.is_null() && unsafe { pg_sys::pg_get_timezone_offset(zone, &mut offset) })
         .then_some(offset)
+}
+
+/// `"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"`, lower-case, as `uuid_out` writes it.
+fn push_uuid(out: &mut Vec<u8>, bytes: &[u8; 16]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for (n, byte) in bytes.iter().enumerate() {
+        if matches!(n, 4 | 6 | 8 | 10) {
+            out.push(b'-');
+        }
+        out.push(HEX[usize::from(byte >> 4)]);
+        out.push(HEX[usize::from(byte & 0x0f)]);
+    }
+    out.push(b'"');
 }
 
 fn push_integer<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {

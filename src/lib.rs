@@ -11,6 +11,7 @@ mod errors;
 mod event_log;
 mod events;
 mod function_info;
+mod json_array;
 mod json_datetime;
 mod json_encoder;
 mod json_text;

@@ -167,6 +167,28 @@ const COLUMNS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     ("pair_arr", "pair[]", &["ARRAY[ROW('a', 1)::pair, NULL]"]),
+    (
+        "num_arr",
+        "numeric[]",
+        &["'{1.50,NaN,NULL,-Infinity}'", "'[2:3]={0,7}'"],
+    ),
+    ("f8_arr", "float8[]", &["'{0.1,Infinity,-0,1e308}'"]),
+    (
+        "misc_arr",
+        "bool[]",
+        &["'{true,NULL,false}'", "'[0:1][1:1]={{t},{f}}'"],
+    ),
+    (
+        "uuid_arr",
+        "uuid[]",
+        &["'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}'"],
+    ),
+    ("date_arr", "date[]", &["'{2024-02-29,infinity,0001-01-01 BC}'"]),
+    ("jsonb_arr", "jsonb[]", &[r#"ARRAY['{"b": 1, "a": 2}'::jsonb]"#]),
+    ("mood_arr", "mood[]", &["'{sad,\"happy \\\"very\\\"\"}'"]),
+    ("dom_arr", "positive_int[]", &["'{1,2}'"]),
+    ("arr_dom", "int_list", &["'{3,NULL}'", "'{}'"]),
+    ("range_arr", "int4range[]", &["'{\"[1,2)\",empty}'"]),
     ("dom", "positive_int", &["1", "2147483647"]),
     ("dom_text", "short_text", &["'dom \"quoted\"'"]),
     ("r", "int4range", &["'[1,10)'", "'empty'", "'(,5]'"]),
@@ -235,6 +257,7 @@ async fn create_schema(db: &TestDatabase) {
              CREATE TYPE pair AS (label text, amount numeric);
              CREATE DOMAIN positive_int AS int CHECK (VALUE > 0);
              CREATE DOMAIN short_text AS text CHECK (length(VALUE) < 100);
+             CREATE DOMAIN int_list AS int[];
              CREATE TABLE everything (id int PRIMARY KEY, version int NOT NULL DEFAULT 0, {});
              INSERT INTO everything (id) SELECT generate_series(1, {ROWS});
              SELECT watch_column('everything', 'version', 'ours');

@@ -1,0 +1,106 @@
+//! Arrays written as `array_to_json` writes them (one bracket per dimension, `null` for a
+//! NULL element, `[]` when empty), each element by the encoder of the element type. Calling
+//! `array_to_json` itself would look up the element type's category and output function
+//! in the catalog for every value.
+
+use pgrx::pg_sys;
+
+use crate::json_encoder::ColumnEncoder;
+
+pub struct ArrayEncoder {
+    element_type: pg_sys::Oid,
+    length: i16,
+    by_value: bool,
+    align: std::ffi::c_char,
+    element: ColumnEncoder,
+}
+
+impl ArrayEncoder {
+    /// The encoder of arrays of type `array_type`; none for arrays of records, whose
+    /// elements carry their own type.
+    ///
+    /// # Safety
+    /// Must run inside a transaction; `memory_context` must outlive the encoder.
+    pub unsafe fn for_array(
+        array_type: pg_sys::Oid,
+        memory_context: pg_sys::MemoryContext,
+    ) -> Option<Self> {
+        let element_type = unsafe { pg_sys::get_element_type(array_type) };
+        if element_type == pg_sys::InvalidOid || element_type == pg_sys::RECORDOID {
+            return None;
+        }
+        let (mut length, mut by_value, mut align) = (0, false, 0);
+        unsafe {
+            pg_sys::get_typlenbyvalalign(element_type, &mut length, &mut by_value, &mut align)
+        };
+        Some(Self {
+            element_type,
+            length,
+            by_value,
+            align,
+            element: unsafe { ColumnEncoder::for_type(element_type, memory_context) },
+        })
+    }
+
+    /// Appends the JSON of one non-null array value.
+    ///
+    /// # Safety
+    /// `value` must be an array of the type this encoder was made for.
+    pub unsafe fn encode(&mut self, value: pg_sys::Datum, out: &mut Vec<u8>) {
+        unsafe {
+            // A detoasted copy, if one is made, lives in the current (per-row) context.
+            let array = pg_sys::pg_detoast_datum(value.cast_mut_ptr()).cast::<pg_sys::ArrayType>();
+            let dimensions = std::slice::from_raw_parts(
+                array
+                    .cast::<u8>()
+                    .add(std::mem::size_of::<pg_sys::ArrayType>())
+                    .cast::<std::ffi::c_int>(),
+                (*array).ndim.max(0) as usize,
+            );
+            if pg_sys::ArrayGetNItems(dimensions.len() as i32, dimensions.as_ptr()) <= 0 {
+                out.extend_from_slice(b"[]");
+                return;
+            }
+            let (mut values, mut nulls, mut count) =
+                (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+            pg_sys::deconstruct_array(
+                array,
+                self.element_type,
+                self.length.into(),
+                self.by_value,
+                self.align,
+                &mut values,
+                &mut nulls,
+                &mut count,
+            );
+            let values = std::slice::from_raw_parts(values, count as usize);
+            let nulls = std::slice::from_raw_parts(nulls, count as usize);
+            let mut elements = values.iter().zip(nulls);
+            self.push_dimension(out, dimensions, &mut elements);
+        }
+    }
+
+    /// `[…]` of the first of `dimensions`, taking its elements from `elements`.
+    unsafe fn push_dimension<'a>(
+        &mut self,
+        out: &mut Vec<u8>,
+        dimensions: &[std::ffi::c_int],
+        elements: &mut impl Iterator<Item = (&'a pg_sys::Datum, &'a bool)>,
+    ) {
+        out.push(b'[');
+        for n in 0..dimensions[0] {
+            if n > 0 {
+                out.push(b',');
+            }
+            if dimensions.len() > 1 {
+                unsafe { self.push_dimension(out, &dimensions[1..], elements) };
+                continue;
+            }
+            match elements.next() {
+                Some((_, true)) | None => out.extend_from_slice(b"null"),
+                Some((&value, false)) => unsafe { self.element.encode(value, out) },
+            }
+        }
+        out.push(b']');
+    }
+}
