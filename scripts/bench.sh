@@ -37,13 +37,15 @@ results=bench/RESULTS.md
     echo "One committed \`UPDATE t SET canceled = NOT canceled\` over every row of identical tables"
     echo "that differ only in their trigger (the last table: one UPDATE statement per row, in one"
     echo "transaction); variants alternate within each round; overhead per row = (median time -"
-    echo "median time without trigger) / rows. The last two columns divide a row's overhead by that"
-    echo "of the plpgsql trigger and of contrib tcn (below 1: cheaper)."
+    echo "median time without trigger) / rows. The next two columns divide a row's overhead by that"
+    echo "of the plpgsql trigger and of contrib tcn (below 1: cheaper). The last one divides it by"
+    echo "plpgsql's round by round (both measured within seconds of each other) and gives the median"
+    echo "and the range of those ratios: how much the machine's load moved them."
     echo
-    "$overhead" --rows 10000 --runs 7 --markdown
-    "$overhead" --rows 100000 --runs 9 --markdown
-    "$overhead" --rows 100000 --runs 5 --wide --markdown
-    "$overhead" --rows 20000 --runs 7 --one-row-statements --markdown
+    "$overhead" --rows 10000 --runs 11 --markdown
+    "$overhead" --rows 100000 --runs 15 --markdown
+    "$overhead" --rows 100000 --runs 7 --wide --markdown
+    "$overhead" --rows 20000 --runs 9 --one-row-statements --markdown
     echo "## End to end"
     echo
     target/release/end-to-end --markdown

@@ -227,6 +227,27 @@ async fn timed_update(client: &Client, table: &str, options: &Options) -> Durati
     start.elapsed()
 }
 
+/// For each variant, round by round, its overhead divided by the plpgsql trigger's in the
+/// same round (paired, so a slow spell of the machine weighs on both), sorted; empty for
+/// the two references themselves.
+fn per_round_ratios(samples: &[Vec<Duration>]) -> Vec<Vec<f64>> {
+    let overhead = |variant: usize, round: usize| {
+        samples[variant][round].as_secs_f64() - samples[0][round].as_secs_f64()
+    };
+    (0..samples.len())
+        .map(|variant| {
+            if variant < 2 {
+                return Vec::new();
+            }
+            let mut ratios: Vec<f64> = (0..samples[0].len())
+                .map(|round| overhead(variant, round) / overhead(1, round))
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            ratios
+        })
+        .collect()
+}
+
 #[tokio::main]
 async fn main() {
     let options = parse_options();
@@ -255,6 +276,7 @@ async fn main() {
         eprintln!("round {}/{} done", round + 1, options.runs);
     }
 
+    let per_round = per_round_ratios(&samples);
     let medians: Vec<Duration> = samples.iter_mut().map(|s| median(s)).collect();
     let baseline = medians[0];
     let per_row_us =
@@ -267,13 +289,21 @@ async fn main() {
     );
     if options.markdown {
         println!("#### {title}\n");
-        println!("| trigger | median statement time | overhead per row | ÷ plpgsql's | ÷ tcn's |");
-        println!("| --- | ---: | ---: | ---: | ---: |");
+        println!(
+            "| trigger | median statement time | overhead per row | ÷ plpgsql's | ÷ tcn's \
+             | ÷ plpgsql's round by round: median (range) |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     } else {
         println!("{title}");
     }
-    for (variant, &m) in VARIANTS.iter().zip(&medians) {
+    for ((variant, &m), rounds) in VARIANTS.iter().zip(&medians).zip(&per_round) {
         let overhead = per_row_us(m);
+        let spread = match rounds.as_slice() {
+            [] => "-".to_owned(),
+            [low, .., high] => format!("{:.2} ({low:.2}–{high:.2})", rounds[rounds.len() / 2]),
+            [only] => format!("{only:.2}"),
+        };
         let ratio = |reference: f64| {
             if variant.label == "no trigger" || reference <= 0.0 {
                 "-".to_owned()
@@ -285,12 +315,12 @@ async fn main() {
         let time = m.as_secs_f64() * 1e3;
         if options.markdown {
             println!(
-                "| {} | {time:.1} ms | {overhead:.2} µs | {to_plpgsql} | {to_tcn} |",
+                "| {} | {time:.1} ms | {overhead:.2} µs | {to_plpgsql} | {to_tcn} | {spread} |",
                 variant.label
             );
         } else {
             println!(
-                "  {:<42} {time:>9.1} ms  {overhead:>6.2} µs/row  ÷plpgsql {to_plpgsql:>5}  ÷tcn {to_tcn:>5}",
+                "  {:<42} {time:>9.1} ms  {overhead:>6.2} µs/row  ÷plpgsql {to_plpgsql:>5}  ÷tcn {to_tcn:>5}  rounds {spread}",
                 variant.label
             );
         }
