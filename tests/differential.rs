@@ -183,8 +183,16 @@ const COLUMNS: &[(&str, &str, &[&str])] = &[
         "uuid[]",
         &["'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}'"],
     ),
-    ("date_arr", "date[]", &["'{2024-02-29,infinity,0001-01-01 BC}'"]),
-    ("jsonb_arr", "jsonb[]", &[r#"ARRAY['{"b": 1, "a": 2}'::jsonb]"#]),
+    (
+        "date_arr",
+        "date[]",
+        &["'{2024-02-29,infinity,0001-01-01 BC}'"],
+    ),
+    (
+        "jsonb_arr",
+        "jsonb[]",
+        &[r#"ARRAY['{"b": 1, "a": 2}'::jsonb]"#],
+    ),
     ("mood_arr", "mood[]", &["'{sad,\"happy \\\"very\\\"\"}'"]),
     ("dom_arr", "positive_int[]", &["'{1,2}'"]),
     ("arr_dom", "int_list", &["'{3,NULL}'", "'{}'"]),
