@@ -51,14 +51,10 @@ async fn a_large_update_arrives_in_few_notifications_that_hold_the_reference_pay
     .await;
     let mut batched = db.listen("batched").await;
     let mut reference = db.listen("reference").await;
-    db.client
-        .batch_execute("UPDATE appointments SET canceled = true WHERE id % 2 = 0")
-        .await
-        .unwrap();
-    db.client
-        .batch_execute("UPDATE appointments SET canceled = NOT canceled")
-        .await
-        .unwrap();
+    db.run("UPDATE appointments SET canceled = true WHERE id % 2 = 0")
+        .await;
+    db.run("UPDATE appointments SET canceled = NOT canceled")
+        .await;
 
     let (batches, changes) = receive_changes(&mut batched, 4500).await;
     assert!(
@@ -76,12 +72,8 @@ async fn a_large_update_arrives_in_few_notifications_that_hold_the_reference_pay
     );
 
     // A statement that changes nothing sends nothing.
-    db.client
-        .batch_execute(
-            "UPDATE appointments SET title = title; DELETE FROM appointments WHERE id < 0",
-        )
-        .await
-        .unwrap();
+    db.run("UPDATE appointments SET title = title; DELETE FROM appointments WHERE id < 0")
+        .await;
     batched.assert_silent().await;
 }
 
@@ -94,10 +86,8 @@ async fn inserts_and_deletes_are_batched_with_their_metadata() {
     )
     .await;
     let mut listener = db.listen("jobs").await;
-    db.client
-        .batch_execute("INSERT INTO jobs SELECT g, 'queued' FROM generate_series(1, 3) g")
-        .await
-        .unwrap();
+    db.run("INSERT INTO jobs SELECT g, 'queued' FROM generate_series(1, 3) g")
+        .await;
     let (_, changes) = receive_changes(&mut listener, 3).await;
     for (n, change) in changes.iter().enumerate() {
         let id = n as i64 + 1;
@@ -108,14 +98,12 @@ async fn inserts_and_deletes_are_batched_with_their_metadata() {
         );
     }
 
-    db.client
-        .batch_execute(
-            "SELECT watch_column('jobs', 'state', 'jobs', events => '{delete}', batch => true);
+    db.run(
+        "SELECT watch_column('jobs', 'state', 'jobs', events => '{delete}', batch => true);
              DELETE FROM jobs WHERE id >= 2;
              INSERT INTO jobs VALUES (9, 'not watched any more');",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let (_, changes) = receive_changes(&mut listener, 2).await;
     let deleted: Vec<(&Value, &Value, &Value)> = changes
         .iter()
@@ -142,10 +130,7 @@ async fn oversize_changes_are_reduced_inside_their_batch() {
     )
     .await;
     let mut listener = db.listen("docs").await;
-    db.client
-        .batch_execute("UPDATE docs SET state = 'published'")
-        .await
-        .unwrap();
+    db.run("UPDATE docs SET state = 'published'").await;
     let (batches, changes) = receive_changes(&mut listener, 30).await;
     assert!(batches.len() < 30, "small changes share notifications");
     for (n, change) in changes.iter().enumerate() {
@@ -175,10 +160,7 @@ async fn a_batched_watch_on_a_partitioned_table_names_the_parent() {
     )
     .await;
     let mut listener = db.listen("readings").await;
-    db.client
-        .batch_execute("UPDATE readings SET value = value + 1")
-        .await
-        .unwrap();
+    db.run("UPDATE readings SET value = value + 1").await;
     let (_, changes) = receive_changes(&mut listener, 3).await;
     let mut seen: Vec<(String, i64)> = changes
         .iter()
@@ -215,10 +197,7 @@ async fn durable_batched_changes_carry_the_ids_of_their_logged_events() {
     )
     .await;
     let mut listener = db.listen("orders").await;
-    db.client
-        .batch_execute("UPDATE orders SET state = 'paid'")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET state = 'paid'").await;
     let (_, changes) = receive_changes(&mut listener, 50).await;
     let logged: Vec<Value> = db
         .client
@@ -261,12 +240,8 @@ async fn batching_several_events_is_refused_and_leaves_nothing() {
     assert_eq!(left, 0, "no trigger and no catalog row left behind");
 
     // Turning batching on and off replaces the trigger of the watch.
-    db.client
-        .batch_execute(
-            "SELECT watch_column('t', 'a', batch => true); SELECT watch_column('t', 'a');",
-        )
-        .await
-        .unwrap();
+    db.run("SELECT watch_column('t', 'a', batch => true); SELECT watch_column('t', 'a');")
+        .await;
     let row_triggers = query_i64(
         &db.client,
         "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND tgtype & 1 = 1",
@@ -286,7 +261,7 @@ async fn a_batched_watch_follows_a_renamed_column() {
     )
     .await;
     let mut listener = db.listen("t").await;
-    db.client.batch_execute("UPDATE t SET b = 1").await.unwrap();
+    db.run("UPDATE t SET b = 1").await;
     let (batches, changes) = receive_changes(&mut listener, 5).await;
     assert_eq!(batches.len(), 1);
     assert!(changes

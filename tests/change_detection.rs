@@ -45,24 +45,20 @@ async fn value_to_null_notifies() {
 #[tokio::test]
 async fn unchanged_watched_column_sends_nothing() {
     let (db, mut listener) = watched_table("unchanged").await;
-    db.client
-        .batch_execute(
-            "UPDATE items SET note = 'other' WHERE id = 2;
+    db.run(
+        "UPDATE items SET note = 'other' WHERE id = 2;
              UPDATE items SET status = status;
              UPDATE items SET status = NULL WHERE id = 1;",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     listener.assert_silent().await;
 }
 
 #[tokio::test]
 async fn rolled_back_update_sends_nothing() {
     let (db, mut listener) = watched_table("rollback").await;
-    db.client
-        .batch_execute("BEGIN; UPDATE items SET status = 'closed' WHERE id = 2; ROLLBACK;")
-        .await
-        .unwrap();
+    db.run("BEGIN; UPDATE items SET status = 'closed' WHERE id = 2; ROLLBACK;")
+        .await;
     listener.assert_silent().await;
     // The same change committed afterwards does arrive, so the silence above was real.
     db.client

@@ -76,15 +76,13 @@ fn reported_change(received: &Received) -> (i32, i32, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_every_commit_arrives_once_in_commit_order() {
     let db = TestDatabase::create("concurrency").await;
-    db.client
-        .batch_execute(&format!(
-            "CREATE TABLE counters (id int PRIMARY KEY, value int NOT NULL,
+    db.run(&format!(
+        "CREATE TABLE counters (id int PRIMARY KEY, value int NOT NULL,
                                     version int NOT NULL, note text);
              INSERT INTO counters SELECT g, 0, 0, 'row ' || g FROM generate_series(1, {ROWS}) g;
              SELECT watch_column('counters', 'value', 'counters_value');"
-        ))
-        .await
-        .unwrap();
+    ))
+    .await;
     let mut listener = db.listen("counters_value").await;
 
     let deadline = Instant::now() + WRITE_TIME;

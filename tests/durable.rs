@@ -50,10 +50,8 @@ async fn ack(client: &Client, consumer: &str, up_to: i64) {
 async fn notification_and_log_carry_the_same_event() {
     let db = durable_orders("durable_basics").await;
     let mut listener = db.listen("orders").await;
-    db.client
-        .batch_execute("UPDATE orders SET state = 'paid' WHERE id = 1")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET state = 'paid' WHERE id = 1")
+        .await;
     let notified = listener.next().await.payload;
     let logged = read(&db.client, "billing").await;
     assert_eq!(logged.len(), 1);
@@ -64,10 +62,8 @@ async fn notification_and_log_carry_the_same_event() {
     );
 
     // A rolled-back change leaves nothing in the log either.
-    db.client
-        .batch_execute("BEGIN; UPDATE orders SET state = 'lost' WHERE id = 2; ROLLBACK;")
-        .await
-        .unwrap();
+    db.run("BEGIN; UPDATE orders SET state = 'lost' WHERE id = 2; ROLLBACK;")
+        .await;
     ack(&db.client, "billing", logged[0].0).await;
     assert!(read(&db.client, "billing").await.is_empty());
 }
@@ -110,10 +106,7 @@ async fn a_rolled_back_transaction_does_not_hold_readers_back() {
         .batch_execute("BEGIN; UPDATE orders SET state = 'x' WHERE id = 1;")
         .await
         .unwrap();
-    db.client
-        .batch_execute("UPDATE orders SET state = 'y' WHERE id = 2")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET state = 'y' WHERE id = 2").await;
     assert!(read(&db.client, "c").await.is_empty());
     writer.batch_execute("ROLLBACK").await.unwrap();
     let events = read(&db.client, "c").await;
@@ -124,10 +117,8 @@ async fn a_rolled_back_transaction_does_not_hold_readers_back() {
 #[tokio::test]
 async fn each_named_consumer_gets_every_event_from_its_own_position() {
     let db = durable_orders("durable_consumers").await;
-    db.client
-        .batch_execute("UPDATE orders SET state = 'paid' WHERE id <= 3")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET state = 'paid' WHERE id <= 3")
+        .await;
     let mailer = read(&db.client, "mailer").await;
     let planner = read(&db.client, "planner").await;
     assert_eq!(ids(&mailer), ids(&planner));
@@ -149,10 +140,8 @@ async fn each_named_consumer_gets_every_event_from_its_own_position() {
 #[tokio::test]
 async fn retention_removes_only_what_every_consumer_acknowledged_or_what_is_too_old() {
     let db = durable_orders("durable_retention").await;
-    db.client
-        .batch_execute("UPDATE orders SET state = 'paid' WHERE id <= 4")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET state = 'paid' WHERE id <= 4")
+        .await;
     let events = read(&db.client, "fast").await;
     read(&db.client, "slow").await;
     ack(&db.client, "fast", events[3].0).await;
@@ -172,10 +161,8 @@ async fn retention_removes_only_what_every_consumer_acknowledged_or_what_is_too_
     )
     .await;
     assert_eq!(kept, 0, "recent unacknowledged events stay");
-    db.client
-        .batch_execute("UPDATE column_notify.events SET created_at = now() - interval '2 days'")
-        .await
-        .unwrap();
+    db.run("UPDATE column_notify.events SET created_at = now() - interval '2 days'")
+        .await;
     let aged = integration_tests::query_i64(
         &db.client,
         "SELECT prune_events(older_than => interval '1 day')",
@@ -191,10 +178,8 @@ async fn retention_removes_only_what_every_consumer_acknowledged_or_what_is_too_
 async fn oversize_durable_event_notifies_its_id_and_keeps_the_full_payload() {
     let db = durable_orders("durable_oversize").await;
     let mut listener = db.listen("orders").await;
-    db.client
-        .batch_execute("UPDATE orders SET state = 'big', body = repeat('x', 20000) WHERE id = 1")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET state = 'big', body = repeat('x', 20000) WHERE id = 1")
+        .await;
     let notified = listener.next().await.payload;
     assert_eq!(notified["truncated"], json!(true));
     let logged = read(&db.client, "c").await;
@@ -208,20 +193,14 @@ async fn oversize_durable_event_notifies_its_id_and_keeps_the_full_payload() {
 #[tokio::test]
 async fn without_metadata_events_still_carry_their_id() {
     let db = durable_orders("durable_without_metadata").await;
-    db.client
-        .batch_execute(
-            "SELECT watch_column('orders', 'state', 'orders', durable => true, metadata => false)",
-        )
-        .await
-        .unwrap();
+    db.run("SELECT watch_column('orders', 'state', 'orders', durable => true, metadata => false)")
+        .await;
     let mut listener = db.listen("orders").await;
-    db.client
-        .batch_execute(
-            "UPDATE orders SET state = 'paid' WHERE id = 1;
+    db.run(
+        "UPDATE orders SET state = 'paid' WHERE id = 1;
              UPDATE orders SET state = 'big', body = repeat('x', 20000) WHERE id = 2;",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let logged = read(&db.client, "c").await;
     assert_eq!(logged.len(), 2);
     let notified = listener.next().await.payload;

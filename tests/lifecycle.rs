@@ -33,13 +33,11 @@ async fn watch_columns(client: &Client) -> Vec<Vec<String>> {
 async fn renamed_column_keeps_notifying_under_its_new_name() {
     let db = watched("rename_column").await;
     let mut listener = db.listen("orders").await;
-    db.client
-        .batch_execute(
-            "ALTER TABLE orders RENAME COLUMN state TO status;
+    db.run(
+        "ALTER TABLE orders RENAME COLUMN state TO status;
              ALTER TABLE orders RENAME COLUMN secret TO hidden;",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     assert_eq!(watch_columns(&db.client).await, [["status", "total"]]);
     let exclude: Vec<String> = db
         .client
@@ -49,10 +47,7 @@ async fn renamed_column_keeps_notifying_under_its_new_name() {
         .get(0);
     assert_eq!(exclude, ["hidden"], "options follow the rename too");
 
-    db.client
-        .batch_execute("UPDATE orders SET status = 'paid'")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET status = 'paid'").await;
     let payload = listener.next().await.payload;
     assert_eq!(payload["changed"], json!(["status"]));
     assert_eq!(
@@ -65,14 +60,8 @@ async fn renamed_column_keeps_notifying_under_its_new_name() {
 async fn renamed_table_keeps_notifying() {
     let db = watched("rename_table").await;
     let mut listener = db.listen("orders").await;
-    db.client
-        .batch_execute("ALTER TABLE orders RENAME TO purchases")
-        .await
-        .unwrap();
-    db.client
-        .batch_execute("UPDATE purchases SET total = 11")
-        .await
-        .unwrap();
+    db.run("ALTER TABLE orders RENAME TO purchases").await;
+    db.run("UPDATE purchases SET total = 11").await;
     let payload = listener.next().await.payload;
     assert_eq!(payload["table"], json!("purchases"));
     let listed: String = db
@@ -88,21 +77,12 @@ async fn renamed_table_keeps_notifying() {
 async fn dropped_columns_leave_the_watch_and_the_last_one_ends_it() {
     let db = watched("drop_column").await;
     let mut listener = db.listen("orders").await;
-    db.client
-        .batch_execute("ALTER TABLE orders DROP COLUMN total")
-        .await
-        .unwrap();
+    db.run("ALTER TABLE orders DROP COLUMN total").await;
     assert_eq!(watch_columns(&db.client).await, [["state"]]);
-    db.client
-        .batch_execute("UPDATE orders SET state = 'paid'")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET state = 'paid'").await;
     assert_eq!(listener.next().await.payload["changed"], json!(["state"]));
 
-    db.client
-        .batch_execute("ALTER TABLE orders DROP COLUMN state")
-        .await
-        .unwrap();
+    db.run("ALTER TABLE orders DROP COLUMN state").await;
     assert!(watch_columns(&db.client).await.is_empty());
     let triggers = integration_tests::query_i64(
         &db.client,
@@ -110,17 +90,14 @@ async fn dropped_columns_leave_the_watch_and_the_last_one_ends_it() {
     )
     .await;
     assert_eq!(triggers, 0);
-    db.client
-        .batch_execute("UPDATE orders SET secret = 'x'")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET secret = 'x'").await;
     listener.assert_silent().await;
 }
 
 #[tokio::test]
 async fn dropped_table_leaves_the_catalog() {
     let db = watched("drop_table").await;
-    db.client.batch_execute("DROP TABLE orders").await.unwrap();
+    db.run("DROP TABLE orders").await;
     let rows =
         integration_tests::query_i64(&db.client, "SELECT count(*) FROM column_notify.watches")
             .await;
@@ -136,20 +113,14 @@ async fn drop_extension_refuses_while_watches_exist_and_cascade_removes_them() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&error), "2BP01", "dependent_objects_still_exist");
-    db.client
-        .batch_execute("DROP EXTENSION pg_column_notify CASCADE")
-        .await
-        .unwrap();
+    db.run("DROP EXTENSION pg_column_notify CASCADE").await;
     let triggers = integration_tests::query_i64(
         &db.client,
         "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass",
     )
     .await;
     assert_eq!(triggers, 0, "CASCADE removed the watch triggers");
-    db.client
-        .batch_execute("UPDATE orders SET state = 'x'")
-        .await
-        .unwrap();
+    db.run("UPDATE orders SET state = 'x'").await;
 }
 
 #[tokio::test]
@@ -162,14 +133,12 @@ async fn an_ordinary_table_owner_can_watch_rename_drop_and_read_durable_events()
              INSERT INTO orders VALUES (1, 'new', 's');
              SELECT watch_column('orders', 'state', 'orders', durable => true, exclude => '{secret}');").await;
     let mut listener = db.listen("orders").await;
-    db.client
-        .batch_execute(
-            "UPDATE orders SET state = 'paid';
+    db.run(
+        "UPDATE orders SET state = 'paid';
              ALTER TABLE orders RENAME COLUMN state TO status;
              UPDATE orders SET status = 'shipped';",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     assert_eq!(
         listener.next().await.payload["new"],
         json!({"id": 1, "state": "paid"})
@@ -185,10 +154,8 @@ async fn an_ordinary_table_owner_can_watch_rename_drop_and_read_durable_events()
     .await;
     assert_eq!(replayed, 2);
 
-    db.client
-        .batch_execute("ALTER TABLE orders DROP COLUMN secret; DROP TABLE orders;")
-        .await
-        .unwrap();
+    db.run("ALTER TABLE orders DROP COLUMN secret; DROP TABLE orders;")
+        .await;
     assert_eq!(
         query_i64(&db.client, "SELECT count(*) FROM column_watches").await,
         0
@@ -199,8 +166,6 @@ async fn an_ordinary_table_owner_can_watch_rename_drop_and_read_durable_events()
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&error), "42501", "pruning is for the log's owner");
-    db.client
-        .batch_execute("RESET ROLE; DROP OWNED BY pgcn_owner; DROP ROLE pgcn_owner;")
-        .await
-        .unwrap();
+    db.run("RESET ROLE; DROP OWNED BY pgcn_owner; DROP ROLE pgcn_owner;")
+        .await;
 }

@@ -36,9 +36,8 @@ const TRIGGER_TABLES: [&str; 6] = [
 /// listener on its channel `readings`.
 async fn watched_measurements(name: &str, events: &str) -> (TestDatabase, Listener) {
     let db = TestDatabase::create(name).await;
-    db.client
-        .batch_execute(&format!(
-            "CREATE TABLE measurements (region text NOT NULL, id int NOT NULL, reading int,
+    db.run(&format!(
+        "CREATE TABLE measurements (region text NOT NULL, id int NOT NULL, reading int,
                                         note text, PRIMARY KEY (region, id))
                  PARTITION BY LIST (region);
              CREATE TABLE measurements_eu PARTITION OF measurements FOR VALUES IN ('eu');
@@ -54,9 +53,8 @@ async fn watched_measurements(name: &str, events: &str) -> (TestDatabase, Listen
              INSERT INTO measurements_asia VALUES ('asia', 4, 40, 'row 4');
              ALTER TABLE measurements ATTACH PARTITION measurements_asia
                  FOR VALUES IN ('asia');"
-        ))
-        .await
-        .unwrap();
+    ))
+    .await;
     let listener = db.listen("readings").await;
     (db, listener)
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 /// Runs `sql` on the session, then returns the next notification's payload.
 async fn after(db: &TestDatabase, listener: &mut Listener, sql: &str) -> Value {
-    db.client.batch_execute(sql).await.unwrap();
+    db.run(sql).await;
     listener.next().await.payload
 }
 
@@ -87,15 +87,10 @@ async fn kept_plans_follow_the_session_time_zone_and_types() {
     )
     .await;
     let mut listener = db.listen("visits").await;
-    db.client
-        .batch_execute("SET TIME ZONE 'UTC'; UPDATE visits SET mood = 'calm'")
-        .await
-        .unwrap();
+    db.run("SET TIME ZONE 'UTC'; UPDATE visits SET mood = 'calm'")
+        .await;
     // A new enum value is usable once committed: its own statement.
-    db.client
-        .batch_execute("ALTER TYPE mood ADD VALUE 'tense'")
-        .await
-        .unwrap();
+    db.run("ALTER TYPE mood ADD VALUE 'tense'").await;
     let payload = after(&db, &mut listener, "UPDATE visits SET mood = 'tense'").await;
     assert_eq!(payload["new"]["at"], json!("2024-05-01T10:00:00+00:00"));
     assert_eq!(payload["new"]["mood"], json!("tense"));

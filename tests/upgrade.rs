@@ -15,19 +15,13 @@ async fn watches_made_with_0_1_0_work_after_alter_extension_update() {
     )
     .await;
     let mut listener = db.listen("appointments_canceled_changed").await;
-    db.client
-        .batch_execute("UPDATE appointments SET canceled = true")
-        .await
-        .unwrap();
+    db.run("UPDATE appointments SET canceled = true").await;
     assert_eq!(
         listener.next().await.payload["new"]["canceled"],
         json!(true)
     );
 
-    db.client
-        .batch_execute("ALTER EXTENSION pg_column_notify UPDATE")
-        .await
-        .unwrap();
+    db.run("ALTER EXTENSION pg_column_notify UPDATE").await;
     let version: String = db
         .client
         .query_one(
@@ -39,10 +33,7 @@ async fn watches_made_with_0_1_0_work_after_alter_extension_update() {
         .get(0);
     assert_eq!(version, "0.2.0");
 
-    db.client
-        .batch_execute("UPDATE appointments SET canceled = false")
-        .await
-        .unwrap();
+    db.run("UPDATE appointments SET canceled = false").await;
     assert_eq!(
         listener.next().await.payload["new"]["canceled"],
         json!(false)
@@ -60,13 +51,11 @@ async fn watches_made_with_0_1_0_work_after_alter_extension_update() {
     );
 
     // The new interface works on the upgraded database.
-    db.client
-        .batch_execute(
-            "SELECT watch_column('appointments', 'canceled', events => '{insert,update}');
+    db.run(
+        "SELECT watch_column('appointments', 'canceled', events => '{insert,update}');
              INSERT INTO appointments VALUES (2, true);",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     assert_eq!(listener.next().await.payload["op"], json!("INSERT"));
 }
 
@@ -79,23 +68,19 @@ async fn upgraded_schema_equals_a_fresh_install() {
                     WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
                       AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_column_notify')";
     let fresh: String = db.client.query_one(describe, &[]).await.unwrap().get(0);
-    db.client
-        .batch_execute(
-            "DROP EXTENSION pg_column_notify;
+    db.run(
+        "DROP EXTENSION pg_column_notify;
              CREATE EXTENSION pg_column_notify VERSION '0.1.0';
              ALTER EXTENSION pg_column_notify UPDATE;",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let upgraded: String = db.client.query_one(describe, &[]).await.unwrap().get(0);
     assert_eq!(upgraded, fresh, "the same member objects either way");
     let columns = "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_name)
                    FROM information_schema.columns WHERE table_name IN ('watches', 'column_watches')";
     let upgraded_columns: String = db.client.query_one(columns, &[]).await.unwrap().get(0);
-    db.client
-        .batch_execute("DROP EXTENSION pg_column_notify; CREATE EXTENSION pg_column_notify;")
-        .await
-        .unwrap();
+    db.run("DROP EXTENSION pg_column_notify; CREATE EXTENSION pg_column_notify;")
+        .await;
     let fresh_columns: String = db.client.query_one(columns, &[]).await.unwrap().get(0);
     assert_eq!(upgraded_columns, fresh_columns);
 }

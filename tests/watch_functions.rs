@@ -86,10 +86,8 @@ async fn non_owner_is_refused() {
         "42501",
     )
     .await;
-    db.client
-        .batch_execute("RESET ROLE; DROP OWNED BY pgcn_stranger; DROP ROLE pgcn_stranger")
-        .await
-        .unwrap();
+    db.run("RESET ROLE; DROP OWNED BY pgcn_stranger; DROP ROLE pgcn_stranger")
+        .await;
 }
 
 #[tokio::test]

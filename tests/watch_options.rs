@@ -30,20 +30,11 @@ async fn several_columns_one_trigger_says_which_changed() {
     .await;
     assert_eq!(triggers, 1);
 
-    db.client
-        .batch_execute("UPDATE a SET note = 'y'")
-        .await
-        .unwrap();
+    db.run("UPDATE a SET note = 'y'").await;
     listener.assert_silent().await;
-    db.client
-        .batch_execute("UPDATE a SET due = '2024-02-01'")
-        .await
-        .unwrap();
+    db.run("UPDATE a SET due = '2024-02-01'").await;
     assert_eq!(listener.next().await.payload["changed"], json!(["due"]));
-    db.client
-        .batch_execute("UPDATE a SET status = 'done', due = NULL")
-        .await
-        .unwrap();
+    db.run("UPDATE a SET status = 'done', due = NULL").await;
     assert_eq!(
         listener.next().await.payload["changed"],
         json!(["status", "due"])
@@ -60,14 +51,12 @@ async fn insert_and_delete_on_request() {
         "e",
     )
     .await;
-    db.client
-        .batch_execute(
-            "INSERT INTO e VALUES (1, 'new');
+    db.run(
+        "INSERT INTO e VALUES (1, 'new');
              UPDATE e SET state = 'done';
              DELETE FROM e;",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let insert = listener.next().await.payload;
     assert_eq!(
         (insert["op"].clone(), insert["old"].clone()),
@@ -83,14 +72,9 @@ async fn insert_and_delete_on_request() {
     assert_eq!(delete["old"], json!({"id": 1, "state": "done"}));
 
     // The default is update only.
-    db.client
-        .batch_execute("SELECT watch_column('e', 'state', 'e')")
-        .await
-        .unwrap();
-    db.client
-        .batch_execute("INSERT INTO e VALUES (2, 'x'); DELETE FROM e;")
-        .await
-        .unwrap();
+    db.run("SELECT watch_column('e', 'state', 'e')").await;
+    db.run("INSERT INTO e VALUES (2, 'x'); DELETE FROM e;")
+        .await;
     listener.assert_silent().await;
 }
 
@@ -117,29 +101,18 @@ async fn explicit_key_and_changed_keys() {
         "k",
     )
     .await;
-    db.client
-        .batch_execute("UPDATE no_pk SET state = 'y'")
-        .await
-        .unwrap();
+    db.run("UPDATE no_pk SET state = 'y'").await;
     assert_eq!(listener.next().await.payload["id"], json!("A1"));
 
-    db.client
-        .batch_execute("SELECT watch_columns('pk', '{id,state}', 'k')")
-        .await
-        .unwrap();
-    db.client
-        .batch_execute("UPDATE pk SET id = 2")
-        .await
-        .unwrap();
+    db.run("SELECT watch_columns('pk', '{id,state}', 'k')")
+        .await;
+    db.run("UPDATE pk SET id = 2").await;
     let payload = listener.next().await.payload;
     assert_eq!(
         (payload["id"].clone(), payload["new_id"].clone()),
         (json!(1), json!(2))
     );
-    db.client
-        .batch_execute("UPDATE pk SET state = 'z'")
-        .await
-        .unwrap();
+    db.run("UPDATE pk SET state = 'z'").await;
     assert!(
         listener.next().await.payload.get("new_id").is_none(),
         "new_id only when the key changed"
@@ -156,22 +129,14 @@ async fn types_without_equality_compare_by_value() {
     .await;
     let mut listener =
         watch_and_listen(&db, "SELECT watch_columns('t', '{j,p,x}', 't')", "t").await;
-    db.client
-        .batch_execute("UPDATE t SET j = '{\"a\": 1}', p = '(1,2)', x = '<a/>'")
-        .await
-        .unwrap();
+    db.run("UPDATE t SET j = '{\"a\": 1}', p = '(1,2)', x = '<a/>'")
+        .await;
     listener.assert_silent().await;
-    db.client
-        .batch_execute("UPDATE t SET p = '(3,4)'")
-        .await
-        .unwrap();
+    db.run("UPDATE t SET p = '(3,4)'").await;
     let payload = listener.next().await.payload;
     assert_eq!(payload["changed"], json!(["p"]));
     assert_eq!(payload["new"]["p"], json!("(3,4)"));
-    db.client
-        .batch_execute("UPDATE t SET j = NULL")
-        .await
-        .unwrap();
+    db.run("UPDATE t SET j = NULL").await;
     assert_eq!(listener.next().await.payload["changed"], json!(["j"]));
 }
 
@@ -189,10 +154,7 @@ async fn payload_shaping_includes_or_excludes_columns() {
         "hidden",
     )
     .await;
-    db.client
-        .batch_execute("UPDATE users SET password_hash = 'new-hash'")
-        .await
-        .unwrap();
+    db.run("UPDATE users SET password_hash = 'new-hash'").await;
     let received = hidden.next().await;
     assert_eq!(received.payload["changed"], json!(["password_hash"]));
     assert_eq!(
@@ -205,20 +167,14 @@ async fn payload_shaping_includes_or_excludes_columns() {
         received.raw
     );
 
-    db.client
-        .batch_execute("SELECT unwatch_column('users', 'plan')")
-        .await
-        .unwrap();
+    db.run("SELECT unwatch_column('users', 'plan')").await;
     let mut shown = watch_and_listen(
         &db,
         "SELECT watch_column('users', 'plan', 'shown', include => '{plan,id}')",
         "shown",
     )
     .await;
-    db.client
-        .batch_execute("UPDATE users SET plan = 'pro'")
-        .await
-        .unwrap();
+    db.run("UPDATE users SET plan = 'pro'").await;
     let payload = shown.next().await.payload;
     assert_eq!(
         payload["old"],
@@ -244,10 +200,7 @@ async fn oversize_rows_send_a_reduced_payload_and_the_write_commits() {
         "big",
     )
     .await;
-    db.client
-        .batch_execute("UPDATE docs SET state = 'published'")
-        .await
-        .unwrap();
+    db.run("UPDATE docs SET state = 'published'").await;
     let received = listener.next().await;
     assert!(received.raw.len() < 8000);
     assert_eq!(received.payload["truncated"], json!(true));
@@ -255,10 +208,7 @@ async fn oversize_rows_send_a_reduced_payload_and_the_write_commits() {
     assert_eq!(received.payload["changed"], json!(["state"]));
     assert!(received.payload.get("old").is_none() && received.payload.get("new").is_none());
 
-    db.client
-        .batch_execute("UPDATE big_keys SET state = 'b'")
-        .await
-        .unwrap();
+    db.run("UPDATE big_keys SET state = 'b'").await;
     let received = listener.next().await;
     assert_eq!(received.payload["truncated"], json!(true));
     assert_eq!(received.payload["table"], json!("big_keys"));
@@ -309,10 +259,7 @@ async fn without_metadata_the_payload_is_the_reference_payload() {
     )
     .await;
     let mut reference = db.listen("reference").await;
-    db.client
-        .batch_execute("UPDATE appointments SET canceled = true")
-        .await
-        .unwrap();
+    db.run("UPDATE appointments SET canceled = true").await;
     let (ours_received, reference_received) = (ours.next().await, reference.next().await);
     assert_eq!(ours_received.payload, reference_received.payload);
     assert!(
@@ -335,10 +282,8 @@ async fn without_metadata_the_payload_is_the_reference_payload() {
         "reduced",
     )
     .await;
-    db.client
-        .batch_execute("UPDATE docs SET state = 'published'; UPDATE big_keys SET state = 'b'")
-        .await
-        .unwrap();
+    db.run("UPDATE docs SET state = 'published'; UPDATE big_keys SET state = 'b'")
+        .await;
     assert_eq!(
         reduced.next().await.payload,
         json!({"id": 1, "truncated": true})
@@ -409,10 +354,8 @@ async fn injection_through_every_name_is_inert() {
         channel,
     )
     .await;
-    db.client
-        .batch_execute(r#"UPDATE victim SET "a'); DROP TABLE victim; --" = 2"#)
-        .await
-        .unwrap();
+    db.run(r#"UPDATE victim SET "a'); DROP TABLE victim; --" = 2"#)
+        .await;
     let payload = listener.next().await.payload;
     assert_eq!(payload["changed"], json!(["a'); DROP TABLE victim; --"]));
     assert_eq!(

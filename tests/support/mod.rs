@@ -84,6 +84,14 @@ impl TestDatabase {
         db
     }
 
+    /// Runs `sql` (one or more statements) on the test's connection; panics with the
+    /// server's message if it fails.
+    pub async fn run(&self, sql: &str) {
+        if let Err(error) = self.client.batch_execute(sql).await {
+            panic!("{sql}\nfailed: {error:?}");
+        }
+    }
+
     /// A second, listening connection on `channel`.
     pub async fn listen(&self, channel: &str) -> Listener {
         Listener::start(&self.url, channel).await
