@@ -55,14 +55,11 @@ impl StoredWatch {
             trigger: self.trigger.clone(),
             events: self.events,
             spec: WatchSpec {
-                channel: spec.channel.clone(),
                 columns: list(&spec.columns),
                 key: spec.key.as_deref().map(list),
                 include: spec.include.as_deref().map(list),
                 exclude: spec.exclude.as_deref().map(list),
-                durable: spec.durable,
-                metadata: spec.metadata,
-                batch: spec.batch,
+                ..spec.clone()
             },
         }
     }

@@ -33,12 +33,14 @@ pub unsafe extern "C-unwind" fn notify_column_changed(
         let event = trigger_data.tg_event;
         let operation = operation(event);
         let mut plan = plan_cache::take(&*trigger_data.tg_trigger, trigger_data.tg_relation);
-        if event & pg_sys::TRIGGER_EVENT_ROW != 0 {
+        let result = if event & pg_sys::TRIGGER_EVENT_ROW != 0 {
             notify_for_row(&mut plan, trigger_data, operation)
         } else {
             notify_for_statement(&mut plan, trigger_data, operation);
             pg_sys::Datum::from(0)
-        }
+        };
+        plan.send_batch();
+        result
     }
 }
 
@@ -71,7 +73,6 @@ unsafe fn notify_for_row(
         }
         notify_change(plan, operation);
     }
-    plan.send_batch();
     pg_sys::Datum::from(returned_tuple)
 }
 
@@ -101,7 +102,6 @@ unsafe fn notify_for_statement(
             rows.in_row_context(|| notify_change(plan, operation));
         }
     }
-    plan.send_batch();
 }
 
 /// Compares, renders and queues the notification for the row loaded into the plan.

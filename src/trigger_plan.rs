@@ -264,17 +264,14 @@ impl TriggerPlan {
     /// Queues the payload last rendered by [`crate::payload::render`]: as a notification of
     /// its own, or into the batch.
     pub fn deliver(&mut self) {
+        let limit = match self.batch {
+            Some(_) => Batch::CHANGE_LIMIT,
+            None => notify::MAX_PAYLOAD_BYTES,
+        };
+        payload::fit(&mut self.payload, self.cut_points, limit);
         match self.batch.as_mut() {
-            Some(batch) => {
-                payload::fit(&mut self.payload, self.cut_points, Batch::CHANGE_LIMIT);
-                batch.add(&self.channel, &self.payload);
-            }
+            Some(batch) => batch.add(&self.channel, &self.payload),
             None => {
-                payload::fit(
-                    &mut self.payload,
-                    self.cut_points,
-                    notify::MAX_PAYLOAD_BYTES,
-                );
                 self.payload.push(0);
                 debug_assert!(CStr::from_bytes_with_nul(&self.payload).is_ok());
                 // SAFETY: the payload ends with the NUL just pushed and holds no other (see
