@@ -1,5 +1,6 @@
 -- The public SQL interface around the Rust implementation, and the event triggers that
--- keep watches in step with renamed and dropped columns and tables.
+-- keep watches in step with renamed and dropped columns and tables. Every function sets
+-- its search_path and qualifies every name, operators included.
 
 CREATE FUNCTION watch_columns(
     tbl regclass,
@@ -13,10 +14,10 @@ CREATE FUNCTION watch_columns(
     metadata boolean DEFAULT true,
     batch boolean DEFAULT false
 ) RETURNS text
-    LANGUAGE sql VOLATILE PARALLEL UNSAFE
-    RETURN column_notify.install_watch(tbl, cols::text[], channel, events, key::text[],
-                                       include::text[], exclude::text[], durable,
-                                       metadata, batch);
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+    RETURN column_notify.install_watch(tbl, cols::pg_catalog.text[], channel, events,
+                                       key::pg_catalog.text[], include::pg_catalog.text[],
+                                       exclude::pg_catalog.text[], durable, metadata, batch);
 COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean, boolean) IS
     'Notify channel with {id, old, new} JSON whenever one of the columns cols of tbl changes';
 
@@ -32,17 +33,20 @@ CREATE FUNCTION watch_column(
     metadata boolean DEFAULT true,
     batch boolean DEFAULT false
 ) RETURNS text
-    LANGUAGE sql VOLATILE PARALLEL UNSAFE
-    RETURN column_notify.install_watch(tbl, ARRAY[col]::text[], channel, events, key::text[],
-                                       include::text[], exclude::text[], durable,
-                                       metadata, batch);
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+    RETURN column_notify.install_watch(tbl, ARRAY[col]::pg_catalog.text[], channel, events,
+                                       key::pg_catalog.text[], include::pg_catalog.text[],
+                                       exclude::pg_catalog.text[], durable, metadata, batch);
 COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean) IS
     'Notify channel (default <table>_<column>_changed) with {id, old, new} JSON whenever column col of tbl changes';
 
--- Runs as the role that renames: only a table's owner can rename its columns, and the
--- watch is re-created with that role's rights.
+-- SECURITY DEFINER because the renaming role may have no privilege on the extension's
+-- schema, and a rename must never fail for that. Only a table's owner can rename its
+-- columns, and the function only re-creates the watches of the renamed table and of the
+-- tables that inherit the column, as the extension's owner.
 CREATE FUNCTION column_notify.follow_renames() RETURNS event_trigger
-    LANGUAGE c AS 'MODULE_PATHNAME', 'column_notify_follow_renames';
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'column_notify_follow_renames';
 CREATE EVENT TRIGGER column_notify_follow_renames ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION column_notify.follow_renames();
@@ -57,46 +61,85 @@ CREATE EVENT TRIGGER column_notify_forget_dropped ON sql_drop
 
 -- Durable delivery: read, acknowledge, prune.
 
--- The next events of channel for consumer, after its acknowledged position, in id order.
+-- The acknowledged position of consumer on channel. A new consumer is registered for the
+-- current role; a consumer registered before 0.3.0 (no owner) is taken by it. A consumer
+-- of another role is refused: only its owner, the owner's members and superusers move it.
+CREATE FUNCTION column_notify.consumer_position(consumer text, channel text) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $position$
+DECLARE
+    me oid := (SELECT r.oid FROM pg_catalog.pg_roles r
+               WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
+    acknowledged bigint;
+BEGIN
+    UPDATE column_notify.consumers c SET owner = me
+        WHERE c.consumer OPERATOR(pg_catalog.=) $1 AND c.channel OPERATOR(pg_catalog.=) $2
+          AND c.owner IS NULL;
+    SELECT c.position INTO acknowledged FROM column_notify.consumers c
+        WHERE c.consumer OPERATOR(pg_catalog.=) $1 AND c.channel OPERATOR(pg_catalog.=) $2;
+    IF FOUND THEN
+        RETURN acknowledged;
+    END IF;
+    INSERT INTO column_notify.consumers (consumer, channel, owner) VALUES ($1, $2, me)
+        ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'consumer "%" of durable channel "%" belongs to another role', $1, $2
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Consumer names are per channel: choose a name of your own.';
+    END IF;
+    RETURN 0;
+END
+$position$;
+
+-- The next events of channel for consumer, after its acknowledged position, in id order,
+-- of the tables the caller may SELECT (row security of the log).
 -- It first finds the bound below which every id is final: ids not yet taken are above the
--- sequence's last value, and a transaction still writing events holds a fence (a shared
--- advisory lock, class 1885564516) keyed at or below its first id. Then, with a snapshot
--- taken after both (a new statement), it reads below that bound: an event a running
--- transaction commits later can never be skipped.
+-- sequence's last value, and a transaction still writing events of the channel holds a
+-- fence: a lock keyed by the channel's id and a lower bound of its event ids, which only
+-- the extension can take (its fourth key, 20035, is one the advisory lock functions never
+-- use). Then, with a snapshot taken after both (a new statement), it reads below that
+-- bound: an event a running transaction commits later can never be skipped.
 CREATE FUNCTION read_events(consumer text, channel text, max_events integer DEFAULT 1000)
 RETURNS TABLE (event_id bigint, payload json, created_at timestamptz)
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $read$
 DECLARE
+    acknowledged bigint;
+    fence_key oid;
     next_id bigint;
     bound bigint;
-    acknowledged bigint;
 BEGIN
     IF consumer IS NULL OR channel IS NULL OR max_events IS NULL THEN
         RAISE EXCEPTION 'consumer, channel and max_events must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
         RAISE EXCEPTION 'read_events needs READ COMMITTED isolation'
             USING ERRCODE = 'invalid_transaction_state',
                   HINT = 'Call it outside an explicit REPEATABLE READ or SERIALIZABLE transaction.';
     END IF;
-    INSERT INTO column_notify.consumers AS c (consumer, channel)
-        VALUES (read_events.consumer, read_events.channel) ON CONFLICT DO NOTHING;
-    SELECT c.position INTO acknowledged FROM column_notify.consumers c
-        WHERE c.consumer = read_events.consumer AND c.channel = read_events.channel;
+    acknowledged := column_notify.consumer_position(read_events.consumer, read_events.channel);
+    SELECT d.id::pg_catalog.oid INTO fence_key FROM column_notify.durable_channels d
+        WHERE d.channel OPERATOR(pg_catalog.=) read_events.channel;
 
-    SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE 1 END INTO next_id
+    SELECT CASE WHEN s.is_called THEN s.last_value OPERATOR(pg_catalog.+) 1 ELSE 1 END INTO next_id
         FROM column_notify.event_ids s;
-    SELECT least(next_id, min(next_id - ((next_id - l.objid::bigint) % 4294967296 + 4294967296) % 4294967296))
+    SELECT LEAST(next_id, pg_catalog.min(next_id OPERATOR(pg_catalog.-)
+               ((next_id OPERATOR(pg_catalog.-) l.objid::pg_catalog.int8) OPERATOR(pg_catalog.%) 4294967296
+                OPERATOR(pg_catalog.+) 4294967296) OPERATOR(pg_catalog.%) 4294967296))
         INTO bound
         FROM pg_catalog.pg_locks l
-        WHERE l.locktype = 'advisory' AND l.classid = 1885564516 AND l.objsubid = 2
-          AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database());
+        WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'
+          AND l.classid OPERATOR(pg_catalog.=) fence_key
+          AND l.objsubid OPERATOR(pg_catalog.=) 20035
+          AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                 WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
 
     RETURN QUERY
         SELECT e.event_id, e.payload, e.created_at FROM column_notify.events e
-        WHERE e.channel = read_events.channel AND e.event_id > acknowledged AND e.event_id < bound
+        WHERE e.channel OPERATOR(pg_catalog.=) read_events.channel
+          AND e.event_id OPERATOR(pg_catalog.>) acknowledged
+          AND e.event_id OPERATOR(pg_catalog.<) bound
         ORDER BY e.event_id
         LIMIT max_events;
 END
@@ -107,42 +150,59 @@ COMMENT ON FUNCTION read_events(text, text, integer) IS
 -- Records that consumer has processed every event of channel up to up_to (positions only
 -- move forward). Returns the position.
 CREATE FUNCTION ack_events(consumer text, channel text, up_to bigint) RETURNS bigint
-    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $ack$
-    INSERT INTO column_notify.consumers AS c (consumer, channel, position)
-        VALUES ($1, $2, $3)
-    ON CONFLICT ON CONSTRAINT consumers_pkey DO UPDATE
-        SET position = greatest(c.position, excluded.position), acknowledged_at = now()
-    RETURNING c.position;
+DECLARE
+    acknowledged bigint;
+BEGIN
+    IF $1 IS NULL OR $2 IS NULL OR $3 IS NULL THEN
+        RAISE EXCEPTION 'consumer, channel and up_to must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM column_notify.consumer_position($1, $2);
+    UPDATE column_notify.consumers c
+        SET position = GREATEST(c.position, $3), acknowledged_at = pg_catalog.now()
+        WHERE c.consumer OPERATOR(pg_catalog.=) $1 AND c.channel OPERATOR(pg_catalog.=) $2
+        RETURNING c.position INTO acknowledged;
+    RETURN acknowledged;
+END
 $ack$;
 COMMENT ON FUNCTION ack_events(text, text, bigint) IS
     'Acknowledge every event of a durable channel up to an id, for a named consumer';
 
--- Removes events every consumer of their channel has acknowledged, and (when older_than is
--- given) events older than that whatever their consumers. Returns how many it removed.
+-- Removes events that every consumer able to read them has acknowledged (a consumer whose
+-- role may not SELECT an event's table does not hold it back), and, when older_than is
+-- given, events older than that whatever their consumers. Returns how many it removed.
 CREATE FUNCTION prune_events(older_than interval DEFAULT NULL) RETURNS bigint
-    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $prune$
     WITH removed AS (
         DELETE FROM column_notify.events e
-        WHERE e.event_id <= (SELECT min(c.position) FROM column_notify.consumers c
-                             WHERE c.channel = e.channel)
-           OR e.created_at < now() - $1
+        WHERE (EXISTS (SELECT FROM column_notify.consumers c
+                       WHERE c.channel OPERATOR(pg_catalog.=) e.channel
+                         AND column_notify.may_read(c.owner, e.table_name))
+               AND NOT EXISTS (SELECT FROM column_notify.consumers c
+                               WHERE c.channel OPERATOR(pg_catalog.=) e.channel
+                                 AND c.position OPERATOR(pg_catalog.<) e.event_id
+                                 AND column_notify.may_read(c.owner, e.table_name)))
+           OR e.created_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) $1
         RETURNING 1)
-    SELECT count(*) FROM removed;
+    SELECT pg_catalog.count(*) FROM removed;
 $prune$;
 COMMENT ON FUNCTION prune_events(interval) IS
-    'Remove events acknowledged by every consumer of their channel, or older than older_than';
+    'Remove events acknowledged by every consumer able to read them, or older than older_than';
 
--- How much each durable channel holds, and how far behind its slowest consumer is.
+-- How much each durable channel holds of the tables the caller may SELECT, and how far
+-- behind its slowest consumer is.
 CREATE VIEW event_backlog AS
     SELECT e.channel,
-           count(*) AS events,
-           min(e.created_at) AS oldest,
-           max(e.event_id) AS last_event_id,
-           (SELECT min(c.position) FROM column_notify.consumers c WHERE c.channel = e.channel)
-               AS slowest_consumer_position,
-           pg_catalog.pg_size_pretty(sum(pg_catalog.pg_column_size(e.payload))) AS payload_size
+           pg_catalog.count(*) AS events,
+           pg_catalog.min(e.created_at) AS oldest,
+           pg_catalog.max(e.event_id) AS last_event_id,
+           (SELECT pg_catalog.min(c.position) FROM column_notify.consumers c
+            WHERE c.channel OPERATOR(pg_catalog.=) e.channel) AS slowest_consumer_position,
+           pg_catalog.pg_size_pretty(pg_catalog.sum(pg_catalog.pg_column_size(e.payload))) AS payload_size
     FROM column_notify.events e
+    WHERE pg_catalog.has_table_privilege(e.table_name, 'SELECT')
     GROUP BY e.channel;
 GRANT SELECT ON event_backlog TO PUBLIC;

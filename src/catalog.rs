@@ -5,7 +5,9 @@ use std::ffi::CStr;
 
 use pgrx::prelude::*;
 
+use crate::durable_channels;
 use crate::events::Events;
+use crate::internal_sql::as_extension_owner;
 use crate::watch::{drop_trigger, WatchedTable};
 use crate::watch_spec::WatchSpec;
 
@@ -38,9 +40,12 @@ impl StoredWatch {
     }
 
     /// The same watch without `column` (an emptied list makes the watch invalid, and the
-    /// caller removes it).
+    /// caller removes it). An excluded column stays excluded: a column added later under
+    /// the same name must not be sent.
     pub fn without_column(&self, column: &str) -> StoredWatch {
-        self.map_names(|name| (name != column).then(|| name.to_owned()))
+        let mut watch = self.map_names(|name| (name != column).then(|| name.to_owned()));
+        watch.spec.exclude.clone_from(&self.spec.exclude);
+        watch
     }
 
     fn map_names(&self, rename: impl Fn(&str) -> Option<String>) -> StoredWatch {
@@ -83,7 +88,7 @@ pub fn record(
     layout: CatalogLayout,
 ) {
     Spi::run_with_args(
-        "DELETE FROM column_notify.watches WHERE table_name = $1::oid AND trigger_name = $2",
+        "DELETE FROM column_notify.watches WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND trigger_name OPERATOR(pg_catalog.=) $2",
         &[table.into(), trigger.into()],
     )
     .expect("replacing the catalog row");
@@ -96,7 +101,7 @@ pub fn record(
     let result = match layout {
         CatalogLayout::Release0_1 => Spi::run_with_args(
             "INSERT INTO column_notify.watches (table_name, columns, channel, trigger_name)
-             VALUES ($1::oid, $2::name[], $3, $4)",
+             VALUES ($1::pg_catalog.oid, $2::pg_catalog.name[], $3, $4)",
             &common,
         ),
         CatalogLayout::Current => {
@@ -113,7 +118,7 @@ pub fn record(
                 "INSERT INTO column_notify.watches
                    (table_name, columns, channel, trigger_name, events, key_columns, include_columns,
                     exclude_columns, durable, metadata, batch)
-                 VALUES ($1::oid, $2::name[], $3, $4, $5, $6::name[], $7::name[], $8::name[], $9, $10,
+                 VALUES ($1::pg_catalog.oid, $2::pg_catalog.name[], $3, $4, $5, $6::pg_catalog.name[], $7::pg_catalog.name[], $8::pg_catalog.name[], $9, $10,
                          $11)",
                 &common.into_iter().chain(options).collect::<Vec<_>>(),
             )
@@ -127,10 +132,11 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
     Spi::connect(|client| {
         client
             .select(
-                "SELECT trigger_name::text, channel, columns::text[], events,
-                        key_columns::text[], include_columns::text[], exclude_columns::text[], durable,
+                "SELECT trigger_name::pg_catalog.text, channel, columns::pg_catalog.text[], events,
+                        key_columns::pg_catalog.text[], include_columns::pg_catalog.text[],
+                        exclude_columns::pg_catalog.text[], durable,
                         metadata, batch
-                 FROM column_notify.watches WHERE table_name = $1::oid ORDER BY trigger_name",
+                 FROM column_notify.watches WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid ORDER BY trigger_name",
                 None,
                 &[table.into()],
             )?
@@ -156,13 +162,37 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
     .expect("reading the catalog of watches")
 }
 
+/// The watch of `table` on exactly the columns `columns` (in any order), which a new watch
+/// of those columns replaces.
+pub fn watch_of_columns(table: pg_sys::Oid, columns: &[String]) -> Option<StoredWatch> {
+    let sorted = |names: &[String]| {
+        let mut names = names.to_vec();
+        names.sort_unstable();
+        names
+    };
+    let wanted = sorted(columns);
+    watches_of(table)
+        .into_iter()
+        .find(|watch| sorted(&watch.spec.columns) == wanted)
+}
+
 /// Forgets every watch of a dropped table (its triggers went with it).
 pub fn forget_table(table: pg_sys::Oid) {
-    Spi::run_with_args(
-        "DELETE FROM column_notify.watches WHERE table_name = $1::oid",
-        &[table.into()],
-    )
+    let channels: Vec<String> = Spi::connect_mut(|client| {
+        client
+            .update(
+                "DELETE FROM column_notify.watches
+                 WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid RETURNING channel",
+                None,
+                &[table.into()],
+            )?
+            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>, _>>()
+    })
     .expect("forgetting the watches of a dropped table");
+    for channel in channels {
+        durable_channels::release_unused(&channel);
+    }
 }
 
 /// Removes one watch: its trigger, when the table is still there, and its catalog row.
@@ -170,11 +200,70 @@ pub fn forget_watch(table_oid: pg_sys::Oid, trigger: &str) {
     if let Ok(table) = WatchedTable::open(table_oid) {
         drop_trigger(&table, trigger);
     }
-    Spi::run_with_args(
-        "DELETE FROM column_notify.watches WHERE table_name = $1::oid AND trigger_name = $2",
+    let channel = none_when_no_row(Spi::get_one_with_args::<String>(
+        "DELETE FROM column_notify.watches
+         WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid
+           AND trigger_name OPERATOR(pg_catalog.=) $2
+         RETURNING channel",
         &[table_oid.into(), trigger.into()],
-    )
+    ))
     .expect("forgetting a watch");
+    if let Some(channel) = channel {
+        durable_channels::release_unused(&channel);
+    }
+}
+
+/// The id of durable channel `channel` when trigger `trigger` is (or was cloned onto a
+/// partition from) the trigger of a durable watch on that channel recorded in the catalog.
+/// Read as the extension's owner: a writer needs no privilege on the catalog.
+pub fn durable_channel_id(trigger: pg_sys::Oid, channel: &str) -> Option<i32> {
+    let found = as_extension_owner(|| {
+        Spi::get_one_with_args::<i32>(
+            "WITH RECURSIVE lineage AS (
+                 SELECT t.tgrelid, t.tgname, t.tgparentid FROM pg_catalog.pg_trigger t
+                 WHERE t.oid OPERATOR(pg_catalog.=) $1
+               UNION ALL
+                 SELECT t.tgrelid, t.tgname, t.tgparentid FROM pg_catalog.pg_trigger t, lineage
+                 WHERE t.oid OPERATOR(pg_catalog.=) lineage.tgparentid)
+             SELECT d.id FROM lineage
+             JOIN column_notify.watches w
+               ON w.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) lineage.tgrelid
+              AND w.trigger_name OPERATOR(pg_catalog.=) lineage.tgname
+             JOIN column_notify.durable_channels d ON d.channel OPERATOR(pg_catalog.=) w.channel
+             WHERE lineage.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+               AND w.durable AND w.channel OPERATOR(pg_catalog.=) $2",
+            &[trigger.into(), channel.into()],
+        )
+    });
+    none_when_no_row(found).expect("reading the catalog of watches")
+}
+
+/// The value of a one-row query, `None` when it found no row.
+pub fn none_when_no_row<T>(result: pgrx::spi::Result<Option<T>>) -> pgrx::spi::Result<Option<T>> {
+    match result {
+        Err(pgrx::spi::Error::InvalidPosition) => Ok(None),
+        other => other,
+    }
+}
+
+/// `table` and every table that inherits from it, at any depth (partitions included).
+pub fn table_and_descendants(table: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "WITH RECURSIVE tree(relid) AS (
+                     SELECT $1::pg_catalog.oid
+                   UNION
+                     SELECT i.inhrelid FROM pg_catalog.pg_inherits i, tree
+                     WHERE i.inhparent OPERATOR(pg_catalog.=) tree.relid)
+                 SELECT relid FROM tree",
+                None,
+                &[table.into()],
+            )?
+            .map(|row| row.get::<pg_sys::Oid>(1).map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .expect("reading the tables that inherit from a table")
 }
 
 pub fn table_exists(table: pg_sys::Oid) -> bool {

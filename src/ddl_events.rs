@@ -1,7 +1,9 @@
 //! Event triggers that keep watches in step with the schema: a renamed column is renamed in
 //! its watches (whose triggers name columns), a dropped column leaves its watches, and a
-//! dropped table takes its watches out of the catalog. A problem here never fails the
-//! user's DDL: a watch that cannot follow is removed with a WARNING.
+//! dropped table takes its watches out of the catalog. A renamed column is followed in the
+//! tables that inherit it too. An excluded column that is dropped stays in the watch's
+//! exclude list, so that a column added later under its name is never sent. A problem here
+//! never fails the user's DDL: a watch that cannot follow is removed with a WARNING.
 
 use std::ffi::CStr;
 
@@ -43,10 +45,13 @@ pub unsafe extern "C-unwind" fn column_notify_follow_renames(
         let old = CStr::from_ptr(rename.subname).to_string_lossy();
         let new = CStr::from_ptr(rename.newname).to_string_lossy();
         if table != pg_sys::InvalidOid {
-            for stored in catalog::watches_of(table) {
-                if stored.mentions(&old) {
-                    let renamed = stored.with_column_renamed(&old, &new);
-                    reinstall_or_forget(table, &stored, renamed);
+            // The column is renamed in every table that inherits it too (partitions).
+            for table in catalog::table_and_descendants(table) {
+                for stored in catalog::watches_of(table) {
+                    if stored.mentions(&old) {
+                        let renamed = stored.with_column_renamed(&old, &new);
+                        reinstall_or_forget(table, &stored, renamed);
+                    }
                 }
             }
         }
@@ -111,7 +116,7 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
 /// longer makes sense (no column left, key gone), removes it and says so.
 fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: StoredWatch) {
     let outcome = WatchedTable::open(table_oid).and_then(|table| {
-        table.check_spec(&changed.spec)?;
+        table.check_followed_spec(&changed.spec)?;
         Ok(table)
     });
     match outcome {

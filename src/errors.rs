@@ -35,6 +35,16 @@ pub enum WatchError {
     SystemColumn { column: String },
     #[error("table {table} has no primary key")]
     NoPrimaryKey { table: String },
+    #[error("cannot watch system catalog {table}")]
+    SystemCatalog { table: String },
+    #[error("cannot watch temporary table {table}")]
+    TemporaryTable { table: String },
+    #[error("durable channel \"{channel}\" belongs to role {owner}")]
+    DurableChannelTaken {
+        channel: String,
+        owner: String,
+        table: String,
+    },
     #[error("channel name must not be empty")]
     EmptyChannel,
     #[error("channel name \"{channel}\" is too long ({bytes} bytes)")]
@@ -53,7 +63,10 @@ impl WatchError {
             Self::DuplicateColumn { .. } => ERRCODE_DUPLICATE_COLUMN,
             Self::UnknownRelation { .. } => ERRCODE_UNDEFINED_TABLE,
             Self::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
-            Self::NotOwner { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::NotOwner { .. }
+            | Self::SystemCatalog { .. }
+            | Self::DurableChannelTaken { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::TemporaryTable { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::UnknownColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             Self::SystemColumn { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::NoPrimaryKey { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -88,6 +101,18 @@ impl WatchError {
                 "Column names are case-sensitive when quoted; see \\d of the table.".into()
             }
             Self::SystemColumn { .. } => "Watch a user column of the table instead.".into(),
+            Self::SystemCatalog { .. } => {
+                "System catalogs cannot have triggers; watch a table of your own.".into()
+            }
+            Self::TemporaryTable { .. } => {
+                "A temporary table ends with its session, which no watch can follow: \
+                 watch a permanent or unlogged table."
+                    .into()
+            }
+            Self::DurableChannelTaken { table, .. } => format!(
+                "A durable channel is fed by the tables of one role only, so that no other \
+                 role can write into its log; the owner of {table} must choose another channel."
+            ),
             Self::NoPrimaryKey { .. } => {
                 "The payload identifies rows by their primary key: add one, or name the \
                  identifying columns with key => '{col}'."

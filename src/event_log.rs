@@ -1,28 +1,45 @@
 //! The durable event log written by the trigger of a durable watch: every event is appended
 //! to `column_notify.events` in the writer's transaction, so it commits or rolls back with
-//! the change, and readers can replay what they missed.
+//! the change, and readers can replay what they missed. Nothing here depends on the
+//! writer's privileges on the extension's internals.
 //!
 //! Event ids come from a sequence when the row is written, but transactions commit in
 //! another order. So that a reader never moves past an id a running transaction may still
-//! commit, each transaction first takes a "fence": a shared advisory lock, visible in
-//! `pg_locks`, whose key is a lower bound of every id it will take. `read_events` reads
-//! only below the lowest fence (see `sql/api.sql`).
+//! commit, each transaction first takes a "fence" on the channel: a lock visible in
+//! `pg_locks`, keyed by the channel's id and an id taken from the sequence before any of its
+//! events' ids. `read_events` reads only below the lowest fence of its channel (see
+//! `sql/api.sql`). The lock is an advisory lock whose fourth key the SQL advisory lock
+//! functions never use, so no role can take (and hold) a fence to stall readers.
 
 use std::ffi::CStr;
 
 use pgrx::prelude::*;
-use pgrx::PgMemoryContexts;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgMemoryContexts, PgSqlErrorCode};
 
-use crate::builtin_functions::builtin;
+/// The fourth key of the fence locks (`pg_locks.objsubid`); `pg_advisory_lock` and its
+/// kin only use 1 and 2. `sql/api.sql` (read_events) uses the same number.
+pub const FENCE_LOCK_KIND: u16 = 20035;
 
-/// First key of the fence locks (`pg_locks.classid`): "pcnd".
-pub const FENCE_CLASS: i32 = 0x7063_6e64;
+/// The columns of `column_notify.events`, in order.
+const LOG_COLUMNS: usize = 6;
+
+// `commands/sequence.h`'s nextval without the privilege check is not among the functions
+// pgrx binds.
+unsafe extern "C-unwind" {
+    fn nextval_internal(relid: pg_sys::Oid, check_permissions: bool) -> i64;
+}
 
 pub struct EventLog {
     table: pg_sys::Oid,
     sequence: pg_sys::Oid,
-    nextval: pg_sys::FmgrInfo,
-    fence_lock: pg_sys::FmgrInfo,
+    /// The watched table, recorded with each event: readers must be able to SELECT it.
+    watched_table: pg_sys::Oid,
+    /// The durable channel's id (`column_notify.durable_channels`), the fence's first key.
+    channel_id: i32,
+    /// The (top transaction, subtransaction) that last took a fence. A fence taken in a
+    /// subtransaction that rolls back is released with it, so a new one takes its own.
+    fenced: (u64, pg_sys::SubTransactionId),
     /// The log's indexes, described once per statement (in `memory_context`).
     indexes: Option<Vec<LogIndex>>,
     memory_context: pg_sys::MemoryContext,
@@ -34,17 +51,17 @@ struct LogIndex {
     unique: bool,
 }
 
-/// The (top transaction, subtransaction) that last took a fence. A backend runs one
-/// transaction at a time, and a fence taken in a subtransaction that rolls back is released
-/// with it, so a new subtransaction takes its own.
-static mut FENCED: (u64, pg_sys::SubTransactionId) = (0, 0);
-
 impl EventLog {
-    /// Finds the log's table and sequence (function entries live in `memory_context`).
+    /// Finds the log's table and sequence, for events of `watched_table` on the durable
+    /// channel `channel_id`.
     ///
     /// # Safety
     /// Must run inside a transaction.
-    pub unsafe fn open(memory_context: pg_sys::MemoryContext) -> Self {
+    pub unsafe fn open(
+        memory_context: pg_sys::MemoryContext,
+        watched_table: pg_sys::Oid,
+        channel_id: i32,
+    ) -> Self {
         unsafe {
             let namespace = pg_sys::get_namespace_oid(c"column_notify".as_ptr(), false);
             let table = pg_sys::get_relname_relid(c"events".as_ptr(), namespace);
@@ -57,8 +74,9 @@ impl EventLog {
             EventLog {
                 table,
                 sequence,
-                nextval: builtin(c"nextval_oid", memory_context),
-                fence_lock: builtin(c"pg_advisory_xact_lock_shared_int4", memory_context),
+                watched_table,
+                channel_id,
+                fenced: (0, 0),
                 indexes: None,
                 memory_context,
             }
@@ -69,40 +87,43 @@ impl EventLog {
     pub fn next_event_id(&mut self) -> i64 {
         unsafe {
             self.fence();
-            let id = pg_sys::FunctionCall1Coll(
-                &mut self.nextval,
-                pg_sys::InvalidOid,
-                self.sequence.into(),
-            );
-            id.value() as i64
+            // SAFETY: the sequence exists (checked by `open`); no privilege is checked, as
+            // the write must not depend on the writer's privileges on the log.
+            nextval_internal(self.sequence, false)
         }
     }
 
     unsafe fn fence(&mut self) {
+        // SAFETY: only reads the current transaction's ids (assigning one if needed).
         let current = unsafe {
             (
                 pg_sys::GetTopFullTransactionId().value,
                 pg_sys::GetCurrentSubTransactionId(),
             )
         };
-        // SAFETY: a backend is single-threaded.
-        if unsafe { FENCED } == current {
+        if self.fenced == current {
             return;
         }
-        let next_id = Spi::get_one::<i64>(
-            "SELECT CASE WHEN is_called THEN last_value + 1 ELSE 1 END FROM column_notify.event_ids",
-        )
-        .expect("reading the event id sequence")
-        .unwrap_or(1);
+        // The fence's id is taken before every event id of the transaction, and the lock
+        // is taken before any of them: a reader that does not see the lock yet read the
+        // sequence before any of these ids existed.
+        // SAFETY: as in `next_event_id`.
+        let fence_id = unsafe { nextval_internal(self.sequence, false) };
+        let tag = pg_sys::LOCKTAG {
+            locktag_field1: unsafe { pg_sys::MyDatabaseId }.into(),
+            locktag_field2: self.channel_id as u32,
+            locktag_field3: fence_id as u32,
+            locktag_field4: FENCE_LOCK_KIND,
+            locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+            locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+        };
+        // SAFETY: a transaction-level lock (released at the end of the transaction, or of
+        // the subtransaction if it aborts); shared fences never wait for each other, and
+        // nobody else can take this tag.
         unsafe {
-            pg_sys::FunctionCall2Coll(
-                &mut self.fence_lock,
-                pg_sys::InvalidOid,
-                FENCE_CLASS.into(),
-                (next_id as u32 as i32).into(),
-            );
-            FENCED = current;
+            pg_sys::LockAcquire(&tag, pg_sys::ShareLock as pg_sys::LOCKMODE, false, false);
         }
+        self.fenced = current;
     }
 
     /// Appends one event. The table's indexes are maintained here; the log has no
@@ -111,15 +132,20 @@ impl EventLog {
         unsafe {
             let relation =
                 pg_sys::table_open(self.table, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            if (*(*relation).rd_att).natts as usize != LOG_COLUMNS {
+                pgrx::error!(
+                    "pg_column_notify: column_notify.events does not have the columns this version writes; run ALTER EXTENSION pg_column_notify UPDATE"
+                );
+            }
             let mut values = [
                 text_datum(channel.to_bytes()),
                 event_id.into(),
                 pg_sys::Datum::from(pg_sys::GetTopFullTransactionId().value),
                 pg_sys::Datum::from(pg_sys::GetCurrentTransactionStartTimestamp()),
                 text_datum(payload),
+                self.watched_table.into(),
             ];
-            let mut nulls = [false; 5];
-            debug_assert_eq!((*(*relation).rd_att).natts as usize, values.len());
+            let mut nulls = [false; LOG_COLUMNS];
             let tuple = pg_sys::heap_form_tuple(
                 (*relation).rd_att,
                 values.as_mut_ptr(),
@@ -151,13 +177,44 @@ unsafe fn describe_indexes(
                 let info = PgMemoryContexts::For(memory_context)
                     .switch_to(|_| pg_sys::BuildIndexInfo(index));
                 let unique = (*(*index).rd_index).indisunique;
+                let name = pgrx::name_data_to_str(&(*(*index).rd_rel).relname).to_owned();
                 pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+                if !is_plain_column_index(&*info) {
+                    refuse_index(&name);
+                }
                 LogIndex { oid, info, unique }
             })
             .collect();
         pg_sys::list_free(list);
         indexes
     }
+}
+
+/// Whether the index is on plain columns only, with no predicate and no exclusion
+/// constraint: the only kind this module maintains the way the executor would.
+fn is_plain_column_index(info: &pg_sys::IndexInfo) -> bool {
+    let width = info.ii_NumIndexAttrs as usize;
+    info.ii_Expressions.is_null()
+        && info.ii_Predicate.is_null()
+        && info.ii_ExclusionOps.is_null()
+        && info.ii_IndexAttrNumbers[..width]
+            .iter()
+            .all(|&attnum| (1..=LOG_COLUMNS as i16).contains(&attnum))
+}
+
+/// An index the durable writes cannot maintain is refused, never filled wrongly.
+fn refuse_index(name: &str) -> ! {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        format!("pg_column_notify cannot maintain index \"{name}\" of its event log column_notify.events"),
+        "pg_column_notify",
+    )
+    .set_hint(
+        "Durable writes maintain plain column indexes of the log only: drop this expression, \
+         partial or exclusion index.",
+    )
+    .report(PgLogLevel::ERROR);
+    unreachable!("an ERROR report does not return")
 }
 
 /// A text (or json) value of `bytes`, in the current memory context.

@@ -36,15 +36,19 @@ pub struct Change {
     pub key_changed: bool,
 }
 
-/// Where a reduced payload may be cut, so that it keeps what fits of the metadata and key.
+/// Where a reduced payload may be cut. The members come in the order they are given up:
+/// `old` and `new` first, then `changed`, and the key (`id`, `new_id`) only when it alone
+/// cannot fit.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CutPoints {
     /// After `op` and `event_id` (just after the opening brace when there are neither).
     operation_end: usize,
-    /// After `schema`, `table`, `partition`, `changed`.
-    metadata_end: usize,
+    /// After `schema`, `table`, `partition`.
+    table_end: usize,
     /// After `id` (and `new_id`).
     identity_end: usize,
+    /// After `changed`.
+    changed_end: usize,
 }
 
 /// Renders the full payload of `change` into the plan's buffer (no size limit yet: this is
@@ -83,6 +87,18 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change, event_id: Option<i
     if *metadata {
         payload.push(b',');
         payload.extend_from_slice(table_members);
+    }
+    cut_points.table_end = payload.len();
+
+    push_key(payload, br#""id":"#);
+    unsafe { push_row_key(payload, columns, key, identity_row) };
+    if change.key_changed {
+        payload.extend_from_slice(br#","new_id":"#);
+        unsafe { push_row_key(payload, columns, key, new) };
+    }
+    cut_points.identity_end = payload.len();
+
+    if *metadata {
         payload.extend_from_slice(br#","changed":["#);
         for (n, &position) in changed.iter().enumerate() {
             if n > 0 {
@@ -92,15 +108,7 @@ pub unsafe fn render(plan: &mut TriggerPlan, change: &Change, event_id: Option<i
         }
         payload.push(b']');
     }
-    cut_points.metadata_end = payload.len();
-
-    push_key(payload, br#""id":"#);
-    unsafe { push_row_key(payload, columns, key, identity_row) };
-    if change.key_changed {
-        payload.extend_from_slice(br#","new_id":"#);
-        unsafe { push_row_key(payload, columns, key, new) };
-    }
-    cut_points.identity_end = payload.len();
+    cut_points.changed_end = payload.len();
 
     payload.extend_from_slice(br#","old":"#);
     old_spans.clear();
@@ -129,23 +137,30 @@ fn push_key(payload: &mut Vec<u8>, key: &[u8]) {
 
 /// Makes the rendered payload fit a notification: shorter than `limit` bytes (PostgreSQL's
 /// limit, or less when the payload goes into a batch). A payload that would reach it is cut
-/// after the last part that fits (key, else metadata, else the operation) and marked
-/// `"truncated":true`.
+/// after the last part that fits and marked `"truncated":true`: without `old` and `new`,
+/// else also without `changed`; a key too long to fit even alone goes too, and
+/// `"id_truncated":true` says so.
 pub fn fit(payload: &mut Vec<u8>, cut: CutPoints, limit: usize) {
     const TRUNCATED: &[u8] = b"\"truncated\":true}";
+    const ID_TRUNCATED: &[u8] = b"\"truncated\":true,\"id_truncated\":true}";
     // No NUL can be inside: JSON escaping writes control characters as \u00XX, and text
     // values (which verbatim json and type outputs are) never hold a NUL byte.
     debug_assert!(!payload.contains(&0));
-    if payload.len() >= limit {
-        // The cut keeps at least the opening brace; a comma may precede the marker.
-        let fits = |end: usize| end + 1 + TRUNCATED.len() < limit;
-        let keep = [cut.identity_end, cut.metadata_end, cut.operation_end]
-            .into_iter()
-            .find(|&end| fits(end))
-            .unwrap_or(cut.operation_end);
-        payload.truncate(keep);
-        push_key(payload, TRUNCATED);
+    if payload.len() < limit {
+        return;
     }
+    // The cut keeps at least the opening brace; a comma may precede the marker.
+    let fits = |end: usize, marker: &[u8]| end + 1 + marker.len() < limit;
+    let (keep, marker) = [
+        (cut.changed_end, TRUNCATED),
+        (cut.identity_end, TRUNCATED),
+        (cut.table_end, ID_TRUNCATED),
+    ]
+    .into_iter()
+    .find(|&(end, marker)| fits(end, marker))
+    .unwrap_or((cut.operation_end, ID_TRUNCATED));
+    payload.truncate(keep);
+    push_key(payload, marker);
 }
 
 /// `row_to_json` of a row: its shown columns (all of them unless the watch shapes the

@@ -1,5 +1,5 @@
-//! The name of the trigger a watch installs: readable, stable for the same columns, and
-//! within PostgreSQL's 63-byte limit even for long column names.
+//! The name of the trigger a watch installs: readable, and within PostgreSQL's 63-byte
+//! limit even for long column names; `watch.rs` numbers it when the name is taken.
 
 const PREFIX: &str = "column_notify_";
 const MAX_NAME_BYTES: usize = 63;
@@ -17,6 +17,20 @@ pub fn trigger_name_for(columns: &[String]) -> String {
         cut -= 1;
     }
     format!("{}{suffix}", &full[..cut])
+}
+
+/// `base` itself for `n` = 1, else `base` followed by `_<n>`, shortened to stay within the
+/// limit.
+pub fn numbered_trigger_name(base: &str, n: u32) -> String {
+    if n == 1 {
+        return base.to_owned();
+    }
+    let suffix = format!("_{n}");
+    let mut cut = base.len().min(MAX_NAME_BYTES - suffix.len());
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &base[..cut])
 }
 
 /// FNV-1a over the column names, each followed by a NUL so ["ab","c"] and ["a","bc"] differ.

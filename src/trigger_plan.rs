@@ -7,12 +7,17 @@ use std::ffi::{CStr, CString};
 use pgrx::prelude::*;
 use pgrx::{PgRelation, PgTupleDesc};
 
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
 use crate::batch::Batch;
+use crate::catalog;
 use crate::change_detection::Equality;
 use crate::datum_image::Storage;
 use crate::errors::{warn_missing_column, TriggerProtocolError};
 use crate::event_log::EventLog;
 use crate::json_encoder::ColumnEncoder;
+use crate::internal_sql::with_safe_search_path;
 use crate::json_text;
 use crate::notify;
 use crate::payload::{self, CutPoints};
@@ -177,7 +182,12 @@ impl TriggerPlan {
                 included
             }
             (None, Some(names)) => {
-                let excluded = positions_of(names);
+                // An excluded name the table lacks is no loss (it may be a dropped column's,
+                // kept so that a column added under it stays out).
+                let excluded: Vec<usize> = names
+                    .iter()
+                    .filter_map(|name| position_of(name.as_bytes()))
+                    .collect();
                 (0..columns.len())
                     .filter(|position| !excluded.contains(position))
                     .collect()
@@ -194,6 +204,12 @@ impl TriggerPlan {
         } else {
             Vec::new()
         };
+
+        let event_log = spec
+            .durable
+            .then(|| durable_channel_of(trigger, &spec.channel, &qualified_name))
+            .flatten()
+            .map(|channel_id| unsafe { EventLog::open(memory_context, table.oid(), channel_id) });
 
         unsafe { pg_sys::MemoryContextSetParent(memory_context, pg_sys::TopMemoryContext) };
         TriggerPlan {
@@ -213,9 +229,7 @@ impl TriggerPlan {
             payload: Vec::with_capacity(1024),
             old_spans: Vec::with_capacity(descriptor.len()),
             cut_points: CutPoints::default(),
-            event_log: spec
-                .durable
-                .then(|| unsafe { EventLog::open(memory_context) }),
+            event_log,
             batch: spec.batch.then(Batch::new),
             memory_context,
         }
@@ -246,10 +260,12 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
         push(b"table", table.name());
         return members;
     }
-    let root = Spi::get_one_with_args::<pg_sys::Oid>(
-        "SELECT pg_catalog.pg_partition_root($1)::oid",
-        &[table.oid().into()],
-    )
+    let root = with_safe_search_path(|| {
+        Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT pg_catalog.pg_partition_root($1)::pg_catalog.oid",
+            &[table.oid().into()],
+        )
+    })
     .ok()
     .flatten()
     .unwrap_or(table.oid());
@@ -258,6 +274,27 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
     push(b"table", root.name());
     push(b"partition", table.name());
     members
+}
+
+/// The id of the durable channel a durable trigger writes to. An event enters a durable
+/// channel only through a watch that `watch_column` recorded (for a partition, the watch of
+/// the partitioned table its trigger was cloned from): a hand-made trigger asking for
+/// `durable=true` sends plain notifications, with a WARNING, and logs nothing.
+fn durable_channel_of(trigger: &pg_sys::Trigger, channel: &str, table: &str) -> Option<i32> {
+    let channel_id = catalog::durable_channel_id(trigger.tgoid, channel);
+    if channel_id.is_none() {
+        let name = unsafe { CStr::from_ptr(trigger.tgname) }.to_string_lossy();
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "notify_column_changed: trigger \"{name}\" on {table} is not a durable watch; its events are not logged"
+            ),
+            "notify_column_changed",
+        )
+        .set_hint("Install durable watches with watch_column(..., durable => true).")
+        .report(PgLogLevel::WARNING);
+    }
+    channel_id
 }
 
 impl TriggerPlan {

@@ -14,7 +14,9 @@ use crate::errors::WatchError;
 use crate::events::Events;
 use crate::notify::{self, ChannelProblem};
 use crate::primary_key::primary_key_attnums;
-use crate::trigger_naming::trigger_name_for;
+use crate::durable_channels;
+use crate::internal_sql::with_safe_search_path;
+use crate::trigger_naming::{numbered_trigger_name, trigger_name_for};
 use crate::watch_spec::WatchSpec;
 
 /// 0.1.0's `watch_column(regclass, name, text)`, kept so that a database still on 0.1.0
@@ -34,8 +36,7 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
         metadata: Some(true),
         batch: Some(false),
     };
-    request
-        .install(CatalogLayout::Release0_1)
+    with_safe_search_path(|| request.install(CatalogLayout::Release0_1))
         .unwrap_or_else(|error| error.report())
 }
 
@@ -47,7 +48,8 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
 CREATE FUNCTION column_notify.install_watch(
     tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[],
     durable boolean, metadata boolean, batch boolean
-) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 ",
     requires = ["bootstrap"]
 )]
@@ -76,8 +78,7 @@ fn install_watch(
         metadata,
         batch,
     };
-    request
-        .install(CatalogLayout::Current)
+    with_safe_search_path(|| request.install(CatalogLayout::Current))
         .unwrap_or_else(|error| error.report())
 }
 
@@ -89,7 +90,8 @@ fn install_watch(
 #[pg_extern(
     sql = "
 CREATE FUNCTION unwatch_column(tbl regclass, col name) RETURNS boolean
-    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+    VOLATILE PARALLEL UNSAFE LANGUAGE c SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 COMMENT ON FUNCTION unwatch_column(regclass, name) IS
     'Remove the watches of tbl that include column col (their triggers and catalog rows)';
 ",
@@ -99,7 +101,7 @@ fn unwatch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>) -> bool {
     let table = tbl.unwrap_or_else(|| WatchError::NullArgument("tbl").report());
     let column = col.unwrap_or_else(|| WatchError::NullArgument("col").report());
     let column = column.to_string_lossy().into_owned();
-    remove_watches(table, &column).unwrap_or_else(|error| error.report())
+    with_safe_search_path(|| remove_watches(table, &column)).unwrap_or_else(|error| error.report())
 }
 
 /// The arguments of a watch as SQL passed them, before any check.
@@ -120,8 +122,18 @@ impl WatchRequest {
     /// Checks everything, then installs the watch under its usual trigger name.
     pub fn install(self, layout: CatalogLayout) -> Result<String, WatchError> {
         let (table, spec, events) = self.check()?;
-        let trigger = trigger_name_for(&spec.columns);
+        if spec.durable {
+            durable_channels::claim(&spec.channel, table.owner, &table.qualified())?;
+        }
+        let replaced = catalog::watch_of_columns(table.oid, &spec.columns);
+        let trigger = match &replaced {
+            Some(watch) => watch.trigger.clone(),
+            None => unique_trigger_name(table.oid, &spec.columns),
+        };
         install(&table, &spec, events, &trigger, layout);
+        if let Some(watch) = replaced {
+            durable_channels::release_unused(&watch.spec.channel);
+        }
         Ok(spec.channel)
     }
 
@@ -170,6 +182,8 @@ fn names(
 /// A table that may be watched, with the facts the DDL needs.
 pub struct WatchedTable {
     oid: pg_sys::Oid,
+    /// The role that owns the table (and so its durable channels).
+    owner: pg_sys::Oid,
     schema: String,
     name: String,
     has_primary_key: bool,
@@ -207,6 +221,14 @@ impl WatchedTable {
         if unsafe { !pg_sys::pg_class_ownercheck(oid, pg_sys::GetUserId()) } {
             return Err(WatchError::NotOwner { table: display });
         }
+        if unsafe { pg_sys::IsCatalogRelationOid(oid) } {
+            return Err(WatchError::SystemCatalog { table: display });
+        }
+        // A temporary table goes at the end of its session without any event trigger
+        // firing, so its catalog rows would outlive it.
+        if unsafe { pg_sys::get_rel_persistence(oid) } as u8 == pg_sys::RELPERSISTENCE_TEMP {
+            return Err(WatchError::TemporaryTable { table: display });
+        }
         // SAFETY: the relation exists and is locked; `PgRelation::open` only reads it and
         // closes it without touching the lock.
         let relation = unsafe {
@@ -215,6 +237,8 @@ impl WatchedTable {
         };
         Ok(Self {
             oid,
+            // SAFETY: the relation is open, so its pg_class row is loaded.
+            owner: unsafe { (*relation.rd_rel).relowner },
             schema: relation.namespace().to_owned(),
             name: relation.name().to_owned(),
             has_primary_key: !unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty(),
@@ -223,6 +247,21 @@ impl WatchedTable {
 
     /// Checks every column the spec names, the key, the options and the channel.
     pub fn check_spec(&self, spec: &WatchSpec) -> Result<(), WatchError> {
+        self.check_spec_with(spec, ExcludedColumns::MustExist)
+    }
+
+    /// [`WatchedTable::check_spec`] for a watch that follows a change of the table: an
+    /// excluded column that was dropped stays excluded, so that a column added later under
+    /// its name is never sent.
+    pub fn check_followed_spec(&self, spec: &WatchSpec) -> Result<(), WatchError> {
+        self.check_spec_with(spec, ExcludedColumns::MayBeGone)
+    }
+
+    fn check_spec_with(
+        &self,
+        spec: &WatchSpec,
+        excluded: ExcludedColumns,
+    ) -> Result<(), WatchError> {
         if spec.columns.is_empty() {
             return Err(WatchError::EmptyList("cols"));
         }
@@ -234,8 +273,12 @@ impl WatchedTable {
         if spec.include.is_some() && spec.exclude.is_some() {
             return Err(WatchError::ConflictingOptions("include", "exclude"));
         }
-        for (_, column) in spec.mentioned_columns() {
-            self.check_column(column)?;
+        for (role, column) in spec.mentioned_columns() {
+            let gone_is_fine = role == "exclude" && excluded == ExcludedColumns::MayBeGone;
+            match self.check_column(column) {
+                Err(WatchError::UnknownColumn { .. }) if gone_is_fine => {}
+                checked => checked?,
+            }
         }
         if let Some(duplicate) = first_duplicate(&spec.columns) {
             return Err(WatchError::DuplicateColumn {
@@ -278,6 +321,12 @@ impl WatchedTable {
             column: column.to_owned(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExcludedColumns {
+    MustExist,
+    MayBeGone,
 }
 
 fn first_duplicate(names: &[String]) -> Option<&str> {
@@ -324,20 +373,28 @@ pub fn install(
 fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchError> {
     let table = WatchedTable::open(table_oid)?;
     table.check_column(column)?;
-    let triggers: Vec<String> = Spi::connect_mut(|client| {
+    let triggers: Vec<(String, String)> = Spi::connect_mut(|client| {
         client
             .update(
-                "DELETE FROM column_notify.watches WHERE table_name = $1::oid AND $2::name = ANY (columns) \
-                 RETURNING trigger_name::text",
+                "DELETE FROM column_notify.watches
+                 WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid
+                   AND $2::pg_catalog.name OPERATOR(pg_catalog.=) ANY (columns)
+                 RETURNING trigger_name::pg_catalog.text, channel",
                 None,
                 &[table.oid.into(), column.into()],
             )?
-            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
-            .collect::<Result<Vec<_>, _>>()
+            .map(|row| {
+                Ok((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .expect("removing the catalog rows");
-    for trigger in &triggers {
+    for (trigger, channel) in &triggers {
         drop_trigger(&table, trigger);
+        durable_channels::release_unused(channel);
     }
     if triggers.is_empty() {
         pgrx::notice!(
@@ -346,6 +403,32 @@ fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchErr
         );
     }
     Ok(!triggers.is_empty())
+}
+
+/// A name for a new watch's trigger on `table`: `column_notify_<columns>`, with a number
+/// after it when a trigger of that name is on the table, on a partitioned table above it
+/// or on a partition below it (where PostgreSQL clones a partitioned table's triggers), so
+/// that no watch ever replaces or shadows another trigger.
+fn unique_trigger_name(table: pg_sys::Oid, columns: &[String]) -> String {
+    let taken: Vec<String> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT t.tgname::pg_catalog.text FROM pg_catalog.pg_trigger t
+                 WHERE t.tgrelid OPERATOR(pg_catalog.=) $1
+                    OR t.tgrelid IN (SELECT a::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1) a)
+                    OR t.tgrelid IN (SELECT p.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) p)",
+                None,
+                &[table.into()],
+            )?
+            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .expect("reading the table's trigger names");
+    let base = trigger_name_for(columns);
+    (1..)
+        .map(|n| numbered_trigger_name(&base, n))
+        .find(|name| !taken.contains(name))
+        .expect("some number gives a free name")
 }
 
 pub fn drop_trigger(table: &WatchedTable, trigger: &str) {

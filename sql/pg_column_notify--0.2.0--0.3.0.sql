@@ -1,0 +1,288 @@
+-- pg_column_notify 0.2.0 -> 0.3.0: hardening. Every function sets its search_path and
+-- qualifies its operators; the catalog of watches shows a role only the tables it can see;
+-- the durable log is readable only for tables a role may SELECT, its consumers belong to
+-- the roles that registered them, its fences can no longer be taken by anyone else, and
+-- each durable channel belongs to one table owner.
+\echo Use "ALTER EXTENSION pg_column_notify UPDATE" to load this file. \quit
+
+-- Whether the current role owns the table (directly or through a role it belongs to).
+CREATE FUNCTION column_notify.owns_table(tbl oid) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE')
+            FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+
+-- Whether the current role can see the table, as information_schema.tables decides it:
+-- it owns the table or has some privilege on it or on one of its columns.
+CREATE FUNCTION column_notify.can_see_table(tbl oid) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    RETURN column_notify.owns_table(tbl)
+        OR pg_catalog.has_table_privilege(tbl, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+        OR pg_catalog.has_any_column_privilege(tbl, 'SELECT, INSERT, UPDATE, REFERENCES');
+
+DROP POLICY watches_of_owned_tables ON column_notify.watches;
+CREATE POLICY watches_of_visible_tables ON column_notify.watches FOR SELECT
+    USING (column_notify.can_see_table(table_name));
+CREATE POLICY watches_insert_on_owned_tables ON column_notify.watches FOR INSERT
+    WITH CHECK (column_notify.owns_table(table_name));
+CREATE POLICY watches_update_on_owned_tables ON column_notify.watches FOR UPDATE
+    USING (column_notify.owns_table(table_name)) WITH CHECK (column_notify.owns_table(table_name));
+CREATE POLICY watches_delete_on_owned_tables ON column_notify.watches FOR DELETE
+    USING (column_notify.owns_table(table_name));
+-- The view is its owner's, so it filters itself: a role sees only the watches of tables
+-- it can see (the functions it calls check the role that queries it).
+CREATE OR REPLACE VIEW column_watches AS
+    SELECT w.table_name, w.columns, w.channel, w.trigger_name, w.events,
+           w.key_columns, w.include_columns, w.exclude_columns, w.durable, w.metadata,
+           w.batch, w.created_at
+    FROM column_notify.watches w
+    WHERE column_notify.can_see_table(w.table_name)
+    ORDER BY w.table_name::pg_catalog.text, w.columns;
+COMMENT ON VIEW column_watches IS
+    'Every watch installed by watch_column() on a table the current role can see, one row per trigger';
+GRANT SELECT ON column_watches TO PUBLIC;
+
+-- Durable channels: each belongs to the role that owns the tables feeding it, so no other
+-- role's watch can write into it. The id keys the channel's fence locks (see read_events).
+CREATE TABLE column_notify.durable_channels (
+    channel text PRIMARY KEY,
+    id integer GENERATED ALWAYS AS IDENTITY UNIQUE,
+    owner oid NOT NULL
+);
+COMMENT ON TABLE column_notify.durable_channels IS
+    'Durable channels and the role whose tables feed each; a row goes with the last durable watch of its channel';
+ALTER TABLE column_notify.durable_channels ENABLE ROW LEVEL SECURITY;
+CREATE POLICY durable_channels_readable ON column_notify.durable_channels FOR SELECT USING (true);
+CREATE POLICY durable_channels_claimed_by_owner ON column_notify.durable_channels FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY durable_channels_released_by_owner ON column_notify.durable_channels FOR DELETE
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+GRANT SELECT, INSERT, DELETE ON column_notify.durable_channels TO PUBLIC;
+GRANT USAGE ON SEQUENCE column_notify.durable_channels_id_seq TO PUBLIC;
+
+-- Every channel a durable watch already uses, owned by the owner of its oldest watch's table.
+INSERT INTO column_notify.durable_channels (channel, owner)
+    SELECT DISTINCT ON (w.channel) w.channel, c.relowner
+    FROM column_notify.watches w
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) w.table_name
+    WHERE w.durable
+    ORDER BY w.channel, w.created_at;
+
+ALTER TABLE column_notify.events ADD COLUMN table_name oid;
+COMMENT ON COLUMN column_notify.events.table_name IS
+    'The watched table the event is of: only roles that may SELECT it read the event';
+UPDATE column_notify.events e SET table_name = (
+    SELECT w.table_name FROM column_notify.watches w
+    WHERE w.channel OPERATOR(pg_catalog.=) e.channel AND w.durable
+    ORDER BY w.created_at LIMIT 1);
+
+ALTER TABLE column_notify.consumers ADD COLUMN owner oid;
+
+-- A role reads only the events of tables it may SELECT.
+ALTER TABLE column_notify.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY events_of_readable_tables ON column_notify.events FOR SELECT
+    USING (pg_catalog.has_table_privilege(table_name, 'SELECT'));
+
+ALTER TABLE column_notify.consumers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY consumers_of_their_owner ON column_notify.consumers
+    USING (owner IS NULL OR pg_catalog.pg_has_role(owner, 'MEMBER'))
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+
+REVOKE USAGE ON SEQUENCE column_notify.event_ids FROM PUBLIC;
+
+-- Whether a consumer's owner may read an event of the table (a consumer registered before
+-- 0.3.0, with no owner, and an event of unknown table count as readable).
+CREATE FUNCTION column_notify.may_read(owner oid, tbl oid) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    RETURN owner IS NULL OR tbl IS NULL
+        OR COALESCE(pg_catalog.has_table_privilege(owner, tbl, 'SELECT'), false);
+
+CREATE OR REPLACE FUNCTION watch_columns(
+    tbl regclass,
+    cols name[],
+    channel text DEFAULT NULL,
+    events text[] DEFAULT '{update}',
+    key name[] DEFAULT NULL,
+    include name[] DEFAULT NULL,
+    exclude name[] DEFAULT NULL,
+    durable boolean DEFAULT false,
+    metadata boolean DEFAULT true,
+    batch boolean DEFAULT false
+) RETURNS text
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+    RETURN column_notify.install_watch(tbl, cols::pg_catalog.text[], channel, events,
+                                       key::pg_catalog.text[], include::pg_catalog.text[],
+                                       exclude::pg_catalog.text[], durable, metadata, batch);
+COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean, boolean) IS
+    'Notify channel with {id, old, new} JSON whenever one of the columns cols of tbl changes';
+
+CREATE OR REPLACE FUNCTION watch_column(
+    tbl regclass,
+    col name,
+    channel text DEFAULT NULL,
+    events text[] DEFAULT '{update}',
+    key name[] DEFAULT NULL,
+    include name[] DEFAULT NULL,
+    exclude name[] DEFAULT NULL,
+    durable boolean DEFAULT false,
+    metadata boolean DEFAULT true,
+    batch boolean DEFAULT false
+) RETURNS text
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+    RETURN column_notify.install_watch(tbl, ARRAY[col]::pg_catalog.text[], channel, events,
+                                       key::pg_catalog.text[], include::pg_catalog.text[],
+                                       exclude::pg_catalog.text[], durable, metadata, batch);
+COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean) IS
+    'Notify channel (default <table>_<column>_changed) with {id, old, new} JSON whenever column col of tbl changes';
+
+ALTER FUNCTION column_notify.install_watch(regclass, text[], text, text[], text[], text[], text[], boolean, boolean, boolean)
+    SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION unwatch_column(regclass, name) SET search_path = pg_catalog, pg_temp;
+
+-- SECURITY DEFINER because the renaming role may have no privilege on the extension's
+-- schema, and a rename must never fail for that (see the install script).
+ALTER FUNCTION column_notify.follow_renames() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- The acknowledged position of consumer on channel. A new consumer is registered for the
+-- current role; a consumer registered before 0.3.0 (no owner) is taken by it. A consumer
+-- of another role is refused: only its owner, the owner's members and superusers move it.
+CREATE FUNCTION column_notify.consumer_position(consumer text, channel text) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $position$
+DECLARE
+    me oid := (SELECT r.oid FROM pg_catalog.pg_roles r
+               WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
+    acknowledged bigint;
+BEGIN
+    UPDATE column_notify.consumers c SET owner = me
+        WHERE c.consumer OPERATOR(pg_catalog.=) $1 AND c.channel OPERATOR(pg_catalog.=) $2
+          AND c.owner IS NULL;
+    SELECT c.position INTO acknowledged FROM column_notify.consumers c
+        WHERE c.consumer OPERATOR(pg_catalog.=) $1 AND c.channel OPERATOR(pg_catalog.=) $2;
+    IF FOUND THEN
+        RETURN acknowledged;
+    END IF;
+    INSERT INTO column_notify.consumers (consumer, channel, owner) VALUES ($1, $2, me)
+        ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'consumer "%" of durable channel "%" belongs to another role', $1, $2
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Consumer names are per channel: choose a name of your own.';
+    END IF;
+    RETURN 0;
+END
+$position$;
+
+-- The next events of channel for consumer, after its acknowledged position, in id order,
+-- of the tables the caller may SELECT (row security of the log).
+-- It first finds the bound below which every id is final: ids not yet taken are above the
+-- sequence's last value, and a transaction still writing events of the channel holds a
+-- fence: a lock keyed by the channel's id and a lower bound of its event ids, which only
+-- the extension can take (its fourth key, 20035, is one the advisory lock functions never
+-- use). Then, with a snapshot taken after both (a new statement), it reads below that
+-- bound: an event a running transaction commits later can never be skipped.
+CREATE OR REPLACE FUNCTION read_events(consumer text, channel text, max_events integer DEFAULT 1000)
+RETURNS TABLE (event_id bigint, payload json, created_at timestamptz)
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $read$
+DECLARE
+    acknowledged bigint;
+    fence_key oid;
+    next_id bigint;
+    bound bigint;
+BEGIN
+    IF consumer IS NULL OR channel IS NULL OR max_events IS NULL THEN
+        RAISE EXCEPTION 'consumer, channel and max_events must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'read_events needs READ COMMITTED isolation'
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Call it outside an explicit REPEATABLE READ or SERIALIZABLE transaction.';
+    END IF;
+    acknowledged := column_notify.consumer_position(read_events.consumer, read_events.channel);
+    SELECT d.id::pg_catalog.oid INTO fence_key FROM column_notify.durable_channels d
+        WHERE d.channel OPERATOR(pg_catalog.=) read_events.channel;
+
+    SELECT CASE WHEN s.is_called THEN s.last_value OPERATOR(pg_catalog.+) 1 ELSE 1 END INTO next_id
+        FROM column_notify.event_ids s;
+    SELECT LEAST(next_id, pg_catalog.min(next_id OPERATOR(pg_catalog.-)
+               ((next_id OPERATOR(pg_catalog.-) l.objid::pg_catalog.int8) OPERATOR(pg_catalog.%) 4294967296
+                OPERATOR(pg_catalog.+) 4294967296) OPERATOR(pg_catalog.%) 4294967296))
+        INTO bound
+        FROM pg_catalog.pg_locks l
+        WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'
+          AND l.classid OPERATOR(pg_catalog.=) fence_key
+          AND l.objsubid OPERATOR(pg_catalog.=) 20035
+          AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                 WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
+
+    RETURN QUERY
+        SELECT e.event_id, e.payload, e.created_at FROM column_notify.events e
+        WHERE e.channel OPERATOR(pg_catalog.=) read_events.channel
+          AND e.event_id OPERATOR(pg_catalog.>) acknowledged
+          AND e.event_id OPERATOR(pg_catalog.<) bound
+        ORDER BY e.event_id
+        LIMIT max_events;
+END
+$read$;
+COMMENT ON FUNCTION read_events(text, text, integer) IS
+    'The next events of a durable channel for a named consumer, after its acknowledged position';
+
+-- Records that consumer has processed every event of channel up to up_to (positions only
+-- move forward). Returns the position.
+CREATE OR REPLACE FUNCTION ack_events(consumer text, channel text, up_to bigint) RETURNS bigint
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $ack$
+DECLARE
+    acknowledged bigint;
+BEGIN
+    IF $1 IS NULL OR $2 IS NULL OR $3 IS NULL THEN
+        RAISE EXCEPTION 'consumer, channel and up_to must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM column_notify.consumer_position($1, $2);
+    UPDATE column_notify.consumers c
+        SET position = GREATEST(c.position, $3), acknowledged_at = pg_catalog.now()
+        WHERE c.consumer OPERATOR(pg_catalog.=) $1 AND c.channel OPERATOR(pg_catalog.=) $2
+        RETURNING c.position INTO acknowledged;
+    RETURN acknowledged;
+END
+$ack$;
+COMMENT ON FUNCTION ack_events(text, text, bigint) IS
+    'Acknowledge every event of a durable channel up to an id, for a named consumer';
+
+-- Removes events that every consumer able to read them has acknowledged (a consumer whose
+-- role may not SELECT an event's table does not hold it back), and, when older_than is
+-- given, events older than that whatever their consumers. Returns how many it removed.
+CREATE OR REPLACE FUNCTION prune_events(older_than interval DEFAULT NULL) RETURNS bigint
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $prune$
+    WITH removed AS (
+        DELETE FROM column_notify.events e
+        WHERE (EXISTS (SELECT FROM column_notify.consumers c
+                       WHERE c.channel OPERATOR(pg_catalog.=) e.channel
+                         AND column_notify.may_read(c.owner, e.table_name))
+               AND NOT EXISTS (SELECT FROM column_notify.consumers c
+                               WHERE c.channel OPERATOR(pg_catalog.=) e.channel
+                                 AND c.position OPERATOR(pg_catalog.<) e.event_id
+                                 AND column_notify.may_read(c.owner, e.table_name)))
+           OR e.created_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) $1
+        RETURNING 1)
+    SELECT pg_catalog.count(*) FROM removed;
+$prune$;
+COMMENT ON FUNCTION prune_events(interval) IS
+    'Remove events acknowledged by every consumer able to read them, or older than older_than';
+
+-- How much each durable channel holds of the tables the caller may SELECT, and how far
+-- behind its slowest consumer is.
+CREATE OR REPLACE VIEW event_backlog AS
+    SELECT e.channel,
+           pg_catalog.count(*) AS events,
+           pg_catalog.min(e.created_at) AS oldest,
+           pg_catalog.max(e.event_id) AS last_event_id,
+           (SELECT pg_catalog.min(c.position) FROM column_notify.consumers c
+            WHERE c.channel OPERATOR(pg_catalog.=) e.channel) AS slowest_consumer_position,
+           pg_catalog.pg_size_pretty(pg_catalog.sum(pg_catalog.pg_column_size(e.payload))) AS payload_size
+    FROM column_notify.events e
+    WHERE pg_catalog.has_table_privilege(e.table_name, 'SELECT')
+    GROUP BY e.channel;

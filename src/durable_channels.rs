@@ -1,0 +1,51 @@
+//! Who owns a durable channel (`column_notify.durable_channels`): the role whose tables feed
+//! it. A watch of another role's table cannot write into it, so no role can forge events
+//! into a log another role's consumers read. A channel's row goes with its last durable
+//! watch; its id keys the channel's fence locks (see `event_log.rs`).
+
+use pgrx::prelude::*;
+
+use crate::catalog::none_when_no_row;
+use crate::errors::WatchError;
+
+/// Makes `channel` a durable channel of `owner`, who owns `table`; refused when it is
+/// another role's.
+pub fn claim(channel: &str, owner: pg_sys::Oid, table: &str) -> Result<(), WatchError> {
+    Spi::run_with_args(
+        "INSERT INTO column_notify.durable_channels (channel, owner) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING",
+        &[channel.into(), owner.into()],
+    )
+    .expect("claiming the durable channel");
+    let (current_owner, owner_name) = none_when_no_row(Spi::get_two_with_args::<
+        pg_sys::Oid,
+        String,
+    >(
+        "SELECT d.owner, pg_catalog.pg_get_userbyid(d.owner)::pg_catalog.text
+         FROM column_notify.durable_channels d WHERE d.channel OPERATOR(pg_catalog.=) $1",
+        &[channel.into()],
+    ).map(|(owner, name)| owner.map(|owner| (owner, name))))
+    .expect("reading the durable channel")
+    .map_or((None, None), |(owner, name)| (Some(owner), name));
+    if current_owner == Some(owner) {
+        Ok(())
+    } else {
+        Err(WatchError::DurableChannelTaken {
+            channel: channel.to_owned(),
+            owner: owner_name.unwrap_or_default(),
+            table: table.to_owned(),
+        })
+    }
+}
+
+/// Forgets `channel` as a durable channel when no durable watch writes to it any more.
+pub fn release_unused(channel: &str) {
+    Spi::run_with_args(
+        "DELETE FROM column_notify.durable_channels d
+         WHERE d.channel OPERATOR(pg_catalog.=) $1
+           AND NOT EXISTS (SELECT FROM column_notify.watches w
+                           WHERE w.channel OPERATOR(pg_catalog.=) d.channel AND w.durable)",
+        &[channel.into()],
+    )
+    .expect("releasing the durable channel");
+}
