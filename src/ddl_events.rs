@@ -10,7 +10,7 @@ use std::ffi::CStr;
 use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys};
 
-use crate::catalog::{self, CatalogLayout, StoredWatch};
+use crate::catalog::{self, none_when_no_row, CatalogLayout, StoredWatch};
 use crate::function_info::call_context;
 use crate::watch::{self, WatchedTable};
 
@@ -35,13 +35,14 @@ pub unsafe extern "C-unwind" fn column_notify_follow_renames(
         if rename.renameType != pg_sys::ObjectType::OBJECT_COLUMN || rename.relation.is_null() {
             return pg_sys::Datum::from(0);
         }
-        let table = pg_sys::RangeVarGetRelidExtended(
-            rename.relation,
-            pg_sys::NoLock as pg_sys::LOCKMODE,
-            pg_sys::RVROption::RVR_MISSING_OK,
-            None,
-            std::ptr::null_mut(),
-        );
+        // The renamed column's table, as the command resolved it (the function runs with
+        // its own search_path, so the statement's name cannot be looked up again).
+        let table = none_when_no_row(Spi::get_one::<pg_sys::Oid>(
+            "SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
+             WHERE c.object_type OPERATOR(pg_catalog.=) 'table column'",
+        ))
+        .expect("reading the renamed column's table")
+        .unwrap_or(pg_sys::InvalidOid);
         let old = CStr::from_ptr(rename.subname).to_string_lossy();
         let new = CStr::from_ptr(rename.newname).to_string_lossy();
         if table != pg_sys::InvalidOid {
