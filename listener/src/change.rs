@@ -1,7 +1,10 @@
 //! The change a pg_column_notify trigger sends, typed through serde.
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The operation that produced a change.
@@ -22,8 +25,11 @@ pub enum Op {
 /// them (absent when the payload was `truncated` for size). The metadata keys are optional, so
 /// payloads of the plain `{"id", "old", "new"}` shape decode too, and unknown keys are ignored.
 ///
-/// `T` is the row type; it defaults to [`serde_json::Value`]. Use your own type to get typed
-/// rows:
+/// `T` is the row type; it defaults to [`serde_json::Value`], which this crate builds with
+/// serde_json's `arbitrary_precision` and `preserve_order`: a row (and `id`) keeps every
+/// number exactly, with the digits sent (a `numeric` of any length included; only an
+/// exponent is written `e+N` or `e-N`), and its keys in the payload's order. Use your own
+/// type to get typed rows:
 ///
 /// ```
 /// use column_notify_listener::{Change, Op};
@@ -127,7 +133,14 @@ impl<T: DeserializeOwned> Change<T> {
 }
 
 /// The change payloads a notification carries: the payload itself, or, from a batched
-/// watch (`{"changes": [...]}`), each of its elements in order.
+/// watch, each of its elements in order.
+///
+/// A payload is a batch when it is a JSON object whose one key is `changes` and whose
+/// `changes` is an array: `{"changes": [<payload>, ...]}`, as a batched watch sends it.
+/// Anything else is one payload, including an object that has a `changes` key among other
+/// keys, or whose `changes` is not an array. (Of a key given twice, the last counts, as
+/// when the payload is parsed into a [`Value`].) [`split_batch_str`] applies the same rule
+/// to the payload's text.
 ///
 /// ```
 /// use column_notify_listener::split_batch;
@@ -136,6 +149,8 @@ impl<T: DeserializeOwned> Change<T> {
 /// let batch = json!({"changes": [{"id": 1}, {"id": 2}]});
 /// assert_eq!(split_batch(batch), [json!({"id": 1}), json!({"id": 2})]);
 /// assert_eq!(split_batch(json!({"id": 3})), [json!({"id": 3})]);
+/// let not_a_batch = json!({"id": 4, "changes": [{"id": 5}]});
+/// assert_eq!(split_batch(not_a_batch.clone()), [not_a_batch]);
 /// ```
 pub fn split_batch(payload: Value) -> Vec<Value> {
     match payload {
@@ -151,6 +166,135 @@ fn is_batch(object: &Map<String, Value>) -> bool {
     object.len() == 1 && matches!(object.get("changes"), Some(Value::Array(_)))
 }
 
+/// The change payloads of a notification's text, as the JSON texts they are in it: the
+/// elements of a batch, else the whole payload (without the whitespace around it).
+/// Batches are told apart as by [`split_batch`].
+///
+/// Nothing is parsed into values, so every number, key order and string escape is kept
+/// byte for byte. Fails when the payload is not JSON.
+///
+/// ```
+/// use column_notify_listener::split_batch_str;
+///
+/// let batch = r#"{"changes": [{"id": 1, "n": 1.50}, {"id": 2}]}"#;
+/// assert_eq!(split_batch_str(batch)?, [r#"{"id": 1, "n": 1.50}"#, r#"{"id": 2}"#]);
+/// let single = r#" {"id": 3, "changes": [1]} "#;
+/// assert_eq!(split_batch_str(single)?, [r#"{"id": 3, "changes": [1]}"#]);
+/// assert!(split_batch_str("hello").is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn split_batch_str(payload: &str) -> Result<Vec<&str>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(payload);
+    let elements = Shape::Batch.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(match elements {
+        Some(elements) => elements.into_iter().map(RawValue::get).collect(),
+        None => vec![payload.trim_matches([' ', '\t', '\n', '\r'])],
+    })
+}
+
+/// What [`split_batch_str`] looks for in a JSON value, which it reads through without
+/// building it: the elements of a batch (at the top), or of an array (a batch's `changes`).
+/// `None` is anything else.
+#[derive(Clone, Copy)]
+enum Shape {
+    Batch,
+    Array,
+}
+
+impl<'de> DeserializeSeed<'de> for Shape {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Shape {
+    type Value = Option<Vec<&'de RawValue>>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        // Only the last `changes` counts; any other key makes it no batch.
+        let (mut changes, mut other_keys) = (None, false);
+        while let Some(is_changes) = map.next_key_seed(IsChanges)? {
+            if is_changes && matches!(self, Shape::Batch) {
+                changes = map.next_value_seed(Shape::Array)?;
+            } else {
+                other_keys = true;
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(changes.filter(|_| !other_keys))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        match self {
+            Shape::Array => {
+                let mut elements = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(element) = seq.next_element()? {
+                    elements.push(element);
+                }
+                Ok(Some(elements))
+            }
+            Shape::Batch => {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+        }
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// An object key, read as whether it is `changes` (without allocating).
+struct IsChanges;
+
+impl<'de> DeserializeSeed<'de> for IsChanges {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for IsChanges {
+    type Value = bool;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == "changes")
+    }
+}
+
 impl<T> Change<T> {
     /// The key that identifies the row in order-keeping processing: `id`, as compact JSON.
     ///
@@ -163,5 +307,78 @@ impl<T> Change<T> {
     /// ```
     pub fn key(&self) -> String {
         self.id.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Payloads and whether each is a batch.
+    const PAYLOADS: &[(&str, bool)] = &[
+        (r#"{"changes":[{"id":1},{"id":2}]}"#, true),
+        (r#"{"changes":[]}"#, true),
+        (
+            " {\n \"changes\" : [ {\"id\": 1} ,\t{\"id\": 2} ] }\n",
+            true,
+        ),
+        (r#"{"\u0063hanges":[{"id":1}]}"#, true),
+        (r#"{"changes":{"id":1},"changes":[{"id":2}]}"#, true),
+        (r#"{"changes":[{"id":1}],"changes":null}"#, false),
+        (r#"{"id":1,"changes":[{"id":2}],"new":{"id":1}}"#, false),
+        (r#"{"changes":[{"id":2}],"table":"t"}"#, false),
+        (r#"{"changes":{"changes":[{"id":2}]}}"#, false),
+        (r#"{"changes":"[]"}"#, false),
+        (r#"{"changes":1e400}"#, false),
+        (r#"{"Changes":[{"id":2}]}"#, false),
+        (r#"{}"#, false),
+        (r#"[{"changes":[{"id":2}]}]"#, false),
+        (r#"[[{"id":2}]]"#, false),
+        (r#""changes""#, false),
+        ("12345678901234567890.123456789", false),
+        ("null", false),
+        ("true", false),
+    ];
+
+    #[test]
+    fn text_and_value_tell_batches_apart_alike() {
+        for &(payload, is_batch) in PAYLOADS {
+            let texts = split_batch_str(payload).unwrap();
+            let values = split_batch(serde_json::from_str(payload).unwrap());
+            let parsed: Vec<Value> = texts
+                .iter()
+                .map(|text| serde_json::from_str(text).unwrap())
+                .collect();
+            assert_eq!(parsed, values, "{payload}");
+            if !is_batch {
+                assert_eq!(texts, [payload.trim()], "{payload}");
+            } else {
+                assert!(!texts.iter().any(|text| text.trim() != *text), "{payload}");
+            }
+        }
+    }
+
+    #[test]
+    fn batch_elements_are_the_payload_text() {
+        let first = r#"{"id":1,"new":{"b":1.10,"a":1E400,"s":"\u00e9\n"}}"#;
+        let second = r#"{"id": 2, "new": {"n": 12345678901234567890.123456789}}"#;
+        let batch = format!("{{\"changes\":[ {first},\n{second} ]}}");
+        assert_eq!(split_batch_str(&batch).unwrap(), [first, second]);
+        let single = format!("\t{first}\r\n");
+        assert_eq!(split_batch_str(&single).unwrap(), [first]);
+    }
+
+    #[test]
+    fn text_that_is_not_json_fails() {
+        for payload in [
+            "",
+            "hello",
+            r#"{"changes":[{"id":1}]"#,
+            r#"{"changes":[{"id":1}]} x"#,
+            r#"{"changes":[{"id":01}]}"#,
+            "{\"changes\":[\"a\nb\"]}",
+        ] {
+            assert!(split_batch_str(payload).is_err(), "{payload:?}");
+        }
     }
 }

@@ -206,3 +206,145 @@ impl Undecoded {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn notification(payload: &str) -> RawEvent {
+        RawEvent::Notification(Notification {
+            channel: "c".into(),
+            payload: payload.into(),
+            process_id: 1,
+        })
+    }
+
+    fn changes<T: DeserializeOwned + std::fmt::Debug>(payload: &str) -> Vec<Change<T>> {
+        Event::<T>::decode(notification(payload))
+            .into_iter()
+            .map(|event| match event {
+                Event::Change { change, .. } => *change,
+                other => panic!("expected a change, got {other:?}"),
+            })
+            .collect()
+    }
+
+    /// 10^400, as `row_to_json` writes a `numeric` that large: digits, no exponent.
+    fn ten_to_the_400() -> String {
+        format!("1{}", "0".repeat(400))
+    }
+
+    #[test]
+    fn numbers_are_kept_exactly() {
+        let big = ten_to_the_400();
+        let new = format!(
+            r#"{{"amount":12345678901234567890.123456789,"big":{big},"huge":1e+400,"tiny":-1.5e-400,"price":12.50}}"#
+        );
+        let payload = format!(r#"{{"id":123456789012345678901234567890,"old":null,"new":{new}}}"#);
+        let [change] = <[Change; 1]>::try_from(changes::<Value>(&payload)).unwrap();
+        assert_eq!(change.id.to_string(), "123456789012345678901234567890");
+        assert_eq!(change.key(), "123456789012345678901234567890");
+        let row = change.new.unwrap();
+        assert_eq!(row["amount"].to_string(), "12345678901234567890.123456789");
+        assert_eq!(row["big"].to_string(), big);
+        assert_eq!(row["huge"].to_string(), "1e+400");
+        assert_eq!(row["tiny"].to_string(), "-1.5e-400");
+        assert_eq!(row["price"].to_string(), "12.50");
+        assert_eq!(row.to_string(), new);
+
+        // The same number in another spelling of its exponent: its exponent is written
+        // `e+` or `e-`, its digits kept.
+        let [change] = <[Change; 1]>::try_from(changes::<Value>(
+            r#"{"id":1,"new":{"a":1E400,"b":2.50E-7,"c":-3e+0}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            change.new.unwrap().to_string(),
+            r#"{"a":1e+400,"b":2.50e-7,"c":-3e+0}"#
+        );
+    }
+
+    #[test]
+    fn rows_keep_the_payload_key_order() {
+        let old = r#"{"zeta":1,"id":7,"Alpha":"a","beta":[3,2,1],"nested":{"z":1,"a":2}}"#;
+        let new = r#"{"zeta":2,"id":7,"Alpha":"b","beta":[1],"nested":{"z":3,"a":4}}"#;
+        let payload = format!(r#"{{"id":7,"old":{old},"new":{new},"table":"t"}}"#);
+        let [change] = <[Change; 1]>::try_from(changes::<Value>(&payload)).unwrap();
+        let old_row = change.old.unwrap();
+        let keys: Vec<&str> = old_row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["zeta", "id", "Alpha", "beta", "nested"]);
+        assert_eq!(old_row.to_string(), old);
+        assert_eq!(change.new.unwrap().to_string(), new);
+    }
+
+    #[test]
+    fn typed_rows_still_read_numbers() {
+        #[derive(Debug, Deserialize)]
+        struct Row {
+            id: i64,
+            price: f64,
+            amount: f64,
+        }
+        let payload = r#"{"id":1,"old":null,"new":{"id":1,"price":12.50,"amount":12345678901234567890.123456789}}"#;
+        let [change] = <[Change<Row>; 1]>::try_from(changes::<Row>(payload)).unwrap();
+        let row = change.new.unwrap();
+        assert_eq!(row.id, 1);
+        assert_eq!(row.price, 12.5);
+        assert_eq!(row.amount, 12345678901234567890.123456789);
+    }
+
+    #[test]
+    fn batch_elements_keep_numbers_and_key_order() {
+        let first = r#"{"id":1,"old":null,"new":{"b":1.10,"a":99999999999999999999999}}"#;
+        let second = r#"{"id":2,"old":null,"new":{"d":0.30000000000000000004,"c":1}}"#;
+        let decoded = changes::<Value>(&format!(r#"{{"changes":[{first},{second}]}}"#));
+        let rows: Vec<String> = decoded
+            .iter()
+            .map(|change| change.new.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                r#"{"b":1.10,"a":99999999999999999999999}"#,
+                r#"{"d":0.30000000000000000004,"c":1}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn only_an_object_whose_one_key_is_changes_is_a_batch() {
+        // A change with a `changes` key among others is one change.
+        let decoded = changes::<Value>(r#"{"id":1,"changes":[{"id":2},{"id":3}],"new":{"id":1}}"#);
+        assert_eq!(decoded.len(), 1);
+        assert_eq!(decoded[0].id, 1);
+        // So is any other object with more keys than `changes`, or whose `changes` is no
+        // array: each is one payload, here not a change.
+        for payload in [
+            r#"{"changes":[{"id":2}],"table":"t"}"#,
+            r#"{"table":"t","changes":[{"id":2}]}"#,
+            r#"{"changes":{"id":2}}"#,
+            r#"{"changes":null}"#,
+            r#"[{"changes":[{"id":2}]}]"#,
+        ] {
+            let events = Event::<Value>::decode(notification(payload));
+            assert!(
+                matches!(events[..], [Event::InvalidPayload { .. }]),
+                "{payload}: {events:?}"
+            );
+        }
+        // A batch: the one key `changes`, an array (empty or not).
+        assert_eq!(
+            changes::<Value>(r#"{"changes":[{"id":2},{"id":3}]}"#).len(),
+            2
+        );
+        assert_eq!(changes::<Value>(r#" { "changes" : [ ] } "#).len(), 0);
+    }
+}

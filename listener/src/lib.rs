@@ -89,7 +89,7 @@ mod reconnect;
 mod tls;
 
 pub use backoff::Backoff;
-pub use change::{split_batch, Change, Op};
+pub use change::{split_batch, split_batch_str, Change, Op};
 pub use client::connect_client;
 pub use config::{HealthCheck, ListenerBuilder, DEFAULT_BUFFER};
 pub use durable::{

@@ -59,6 +59,67 @@ async fn listen_prints_json_lines_and_exits_0_on_sigint() {
     assert_eq!(last, "column-notify: interrupted; exiting");
 }
 
+/// The payload of a `listen` line on `channel`, as printed; checks the rest of the line.
+fn printed_payload<'a>(line: &'a str, channel: &str) -> &'a str {
+    let start = format!(r#"{{"channel":{},"payload":"#, json!(channel));
+    let rest = line
+        .strip_prefix(&start)
+        .unwrap_or_else(|| panic!("{line}"));
+    let (payload, end) = rest
+        .rsplit_once(r#","process_id":"#)
+        .unwrap_or_else(|| panic!("{line}"));
+    let process_id: i32 = end.strip_suffix('}').unwrap().parse().unwrap();
+    assert!(process_id > 0, "{line}");
+    payload
+}
+
+#[tokio::test]
+async fn listen_prints_each_payload_as_sent() {
+    let channel = unique("cli_exact");
+    let (mut child, stdout, stderr) = spawn_piped(
+        command()
+            .args(["listen", &channel])
+            .env("DATABASE_URL", database_url()),
+    );
+    stderr.recv_timeout(Duration::from_secs(10)).unwrap();
+
+    let zeros = "0".repeat(400);
+    let row = format!(
+        r#"{{"zeta":1,"amount":12345678901234567890.123456789,"big":1{zeros},"huge":1e400,"price":12.50,"alpha":"\u00e9"}}"#
+    );
+    let single =
+        format!(r#"{{"id":123456789012345678901234567890,"old":null,"new":{row},"table":"t"}}"#);
+    // Not a batch: `changes` is one key among others.
+    let with_changes_key = r#"{"id":2,"changes":[{"id":3},{"id":4}],"new":{"b":2,"a":1.0}}"#;
+    let (first, second) = (
+        r#"{"id":5,"new":{"y":0.30000000000000000004,"x":-0}}"#,
+        r#"{"id":6,"new":{"n":1E+2}}"#,
+    );
+    let batch = format!(r#"{{"changes":[{first}, {second}]}}"#);
+    // Line breaks between tokens become spaces, so that a line stays a line.
+    let spaced = "\n{\"id\": 7,\r\n \"new\": {\"v\": 1.50}}\n";
+
+    let sender = sender().await;
+    for payload in [&single, with_changes_key, &batch, spaced] {
+        notify(&sender, &channel, payload).await;
+    }
+    let expected = [
+        single.as_str(),
+        with_changes_key,
+        first,
+        second,
+        "{\"id\": 7,   \"new\": {\"v\": 1.50}}",
+    ];
+    for payload in expected {
+        let line = stdout.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(printed_payload(&line, &channel), payload);
+        serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+
+    signal(&child, "INT");
+    assert_eq!(wait(&mut child, Duration::from_secs(5)).code(), Some(0));
+}
+
 fn watches(url: &str) -> Output {
     command()
         .args(["watches", "--database-url", url])

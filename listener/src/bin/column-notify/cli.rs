@@ -43,7 +43,8 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print each notification on the channels as one JSON object per line on stdout
-    /// ({"channel", "payload", "process_id"}; the payload parsed as JSON where it is JSON).
+    /// ({"channel", "payload", "process_id"}; the payload as the JSON text it is, a string
+    /// where it is not JSON).
     /// Connection changes go to stderr. Ctrl-C exits with status 0.
     ///
     /// With --consumer NAME (one channel, of a durable watch): first every event after the

@@ -1,15 +1,16 @@
 //! `column-notify listen`: notifications (or, with `--consumer`, the events of a durable
 //! watch) as JSON lines, connection changes on stderr.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::io::{self, Write};
 use std::pin::Pin;
 
 use column_notify_listener::{
-    split_batch, ConnectionEvent, DurableConsumer, Listener, Notification, RawDurableEvent,
+    split_batch_str, ConnectionEvent, DurableConsumer, Listener, Notification, RawDurableEvent,
     RawEvent, TlsVerification,
 };
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
 
 use crate::cli::ListenArgs;
 use crate::{interrupted, Failure};
@@ -76,13 +77,15 @@ async fn durable(
     while let Some(event) = until_interrupted(&mut interrupt, consumer.recv_raw()).await? {
         match event? {
             RawDurableEvent::Event(event) => {
-                let payload = serde_json::from_str(&event.payload)
-                    .unwrap_or_else(|_| Value::String(event.payload.clone()));
-                let line = json!({
-                    "channel": consumer.channel(),
-                    "event_id": event.event_id,
-                    "payload": payload,
-                });
+                let payload = match serde_json::from_str::<&RawValue>(&event.payload) {
+                    Ok(payload) => one_line(payload.get()),
+                    Err(_) => Cow::Owned(json_string(&event.payload)),
+                };
+                let line = format!(
+                    r#"{{"channel":{},"event_id":{},"payload":{payload}}}"#,
+                    json_string(consumer.channel()),
+                    event.event_id,
+                );
                 if !print(&line)? {
                     // Not printed: left unacknowledged for the next run.
                     return Ok(());
@@ -116,27 +119,44 @@ async fn until_interrupted<F: Future>(
     }
 }
 
-/// A line per change: one for a notification, one per element for a batch (a payload that
-/// is not JSON is shown as a string).
-fn notification_lines(notification: &Notification) -> Vec<Value> {
-    let payloads = match serde_json::from_str(&notification.payload) {
-        Ok(payload) => split_batch(payload),
-        Err(_) => vec![Value::String(notification.payload.clone())],
+/// A line per change: one for a notification, one per element for a batch (as
+/// [`split_batch_str`] tells them apart). Each payload is printed as the JSON text it is in
+/// the notification, so numbers, key order and escapes are kept byte for byte; a payload
+/// that is not JSON is shown as a string.
+fn notification_lines(notification: &Notification) -> Vec<String> {
+    let channel = json_string(&notification.channel);
+    let payloads: Vec<Cow<str>> = match split_batch_str(&notification.payload) {
+        Ok(payloads) => payloads.into_iter().map(one_line).collect(),
+        Err(_) => vec![Cow::Owned(json_string(&notification.payload))],
     };
     payloads
         .into_iter()
         .map(|payload| {
-            json!({
-                "channel": notification.channel,
-                "payload": payload,
-                "process_id": notification.process_id,
-            })
+            format!(
+                r#"{{"channel":{channel},"payload":{payload},"process_id":{}}}"#,
+                notification.process_id
+            )
         })
         .collect()
 }
 
+/// A JSON text on one line: its line breaks, which JSON allows only between tokens (a string
+/// writes them escaped), become spaces.
+fn one_line(json: &str) -> Cow<'_, str> {
+    if json.contains(['\n', '\r']) {
+        Cow::Owned(json.replace(['\n', '\r'], " "))
+    } else {
+        Cow::Borrowed(json)
+    }
+}
+
+/// `text` as a JSON string.
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serialises")
+}
+
 /// Writes one line and flushes it. False when stdout is closed (a broken pipe).
-fn print(line: &Value) -> Result<bool, Failure> {
+fn print(line: &str) -> Result<bool, Failure> {
     let mut stdout = io::stdout().lock();
     let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
     match written {
@@ -169,5 +189,57 @@ fn describe(event: &ConnectionEvent) -> String {
             )
         }
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(payload: &str) -> Vec<String> {
+        notification_lines(&Notification {
+            channel: "a \"b\"".into(),
+            payload: payload.into(),
+            process_id: 7,
+        })
+    }
+
+    #[test]
+    fn payloads_are_printed_as_sent() {
+        let payload =
+            r#"{"id":1,"new":{"z":12345678901234567890.123456789,"a":1E400,"s":"\u00e9"}}"#;
+        assert_eq!(
+            lines(payload),
+            [format!(
+                r#"{{"channel":"a \"b\"","payload":{payload},"process_id":7}}"#
+            )]
+        );
+    }
+
+    #[test]
+    fn a_batch_is_a_line_per_change_and_nothing_else_is_split() {
+        assert_eq!(
+            lines(r#"{"changes": [{"id": 1.0}, {"id":2}]}"#),
+            [
+                r#"{"channel":"a \"b\"","payload":{"id": 1.0},"process_id":7}"#,
+                r#"{"channel":"a \"b\"","payload":{"id":2},"process_id":7}"#,
+            ]
+        );
+        assert_eq!(
+            lines(r#"{"id":1,"changes":[{"id":2}]}"#),
+            [r#"{"channel":"a \"b\"","payload":{"id":1,"changes":[{"id":2}]},"process_id":7}"#]
+        );
+    }
+
+    #[test]
+    fn every_line_is_one_line_of_json() {
+        assert_eq!(
+            lines("\r\n{\"id\":\r\n1}\n"),
+            [r#"{"channel":"a \"b\"","payload":{"id":  1},"process_id":7}"#]
+        );
+        assert_eq!(
+            lines("not\njson"),
+            [r#"{"channel":"a \"b\"","payload":"not\njson","process_id":7}"#]
+        );
     }
 }
