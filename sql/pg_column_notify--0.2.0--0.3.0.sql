@@ -205,9 +205,12 @@ BEGIN
 
     SELECT CASE WHEN s.is_called THEN s.last_value OPERATOR(pg_catalog.+) 1 ELSE 1 END INTO next_id
         FROM column_notify.event_ids s;
+    -- A fence's key is the low 32 bits of its id: the id is the largest below next_id
+    -- with those bits (OPERATOR() has one precedence, left to right: hence the brackets).
     SELECT LEAST(next_id, pg_catalog.min(next_id OPERATOR(pg_catalog.-)
-               ((next_id OPERATOR(pg_catalog.-) l.objid::pg_catalog.int8) OPERATOR(pg_catalog.%) 4294967296
-                OPERATOR(pg_catalog.+) 4294967296) OPERATOR(pg_catalog.%) 4294967296))
+               ((((next_id OPERATOR(pg_catalog.-) l.objid::pg_catalog.int8)
+                  OPERATOR(pg_catalog.%) 4294967296) OPERATOR(pg_catalog.+) 4294967296)
+                OPERATOR(pg_catalog.%) 4294967296)))
         INTO bound
         FROM pg_catalog.pg_locks l
         WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'
@@ -266,7 +269,7 @@ AS $prune$
                                WHERE c.channel OPERATOR(pg_catalog.=) e.channel
                                  AND c.position OPERATOR(pg_catalog.<) e.event_id
                                  AND column_notify.may_read(c.owner, e.table_name)))
-           OR e.created_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) $1
+           OR e.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1)
         RETURNING 1)
     SELECT pg_catalog.count(*) FROM removed;
 $prune$;

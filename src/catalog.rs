@@ -162,18 +162,39 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
     .expect("reading the catalog of watches")
 }
 
-/// The watch of `table` on exactly the columns `columns` (in any order), which a new watch
-/// of those columns replaces.
-pub fn watch_of_columns(table: pg_sys::Oid, columns: &[String]) -> Option<StoredWatch> {
+/// The trigger and channel of the watch of `table` on exactly the columns `columns` (in any
+/// order), which a new watch of those columns replaces. Reads only what every release's
+/// catalog has.
+pub fn watch_of_columns(table: pg_sys::Oid, columns: &[String]) -> Option<(String, String)> {
     let sorted = |names: &[String]| {
         let mut names = names.to_vec();
         names.sort_unstable();
         names
     };
     let wanted = sorted(columns);
-    watches_of(table)
+    let watches: Vec<(String, String, Vec<String>)> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT trigger_name::pg_catalog.text, channel, columns::pg_catalog.text[]
+                 FROM column_notify.watches
+                 WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+                None,
+                &[table.into()],
+            )?
+            .map(|row| {
+                Ok((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                    row.get::<Vec<String>>(3)?.unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .expect("reading the catalog of watches");
+    watches
         .into_iter()
-        .find(|watch| sorted(&watch.spec.columns) == wanted)
+        .find(|(_, _, watched)| sorted(watched) == wanted)
+        .map(|(trigger, channel, _)| (trigger, channel))
 }
 
 /// Forgets every watch of a dropped table (its triggers went with it).

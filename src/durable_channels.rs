@@ -8,23 +8,38 @@ use pgrx::prelude::*;
 use crate::catalog::none_when_no_row;
 use crate::errors::WatchError;
 
+/// Whether the database's extension has durable channels (0.3.0 and later; a database not
+/// yet updated keeps working with this library as before).
+pub fn installed() -> bool {
+    // SAFETY: catalog lookups by name, inside the caller's transaction.
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(c"column_notify".as_ptr(), true);
+        namespace != pg_sys::InvalidOid
+            && pg_sys::get_relname_relid(c"durable_channels".as_ptr(), namespace)
+                != pg_sys::InvalidOid
+    }
+}
+
 /// Makes `channel` a durable channel of `owner`, who owns `table`; refused when it is
 /// another role's.
 pub fn claim(channel: &str, owner: pg_sys::Oid, table: &str) -> Result<(), WatchError> {
+    if !installed() {
+        return Ok(());
+    }
     Spi::run_with_args(
         "INSERT INTO column_notify.durable_channels (channel, owner) VALUES ($1, $2)
          ON CONFLICT DO NOTHING",
         &[channel.into(), owner.into()],
     )
     .expect("claiming the durable channel");
-    let (current_owner, owner_name) = none_when_no_row(Spi::get_two_with_args::<
-        pg_sys::Oid,
-        String,
-    >(
-        "SELECT d.owner, pg_catalog.pg_get_userbyid(d.owner)::pg_catalog.text
+    let (current_owner, owner_name) = none_when_no_row(
+        Spi::get_two_with_args::<pg_sys::Oid, String>(
+            "SELECT d.owner, pg_catalog.pg_get_userbyid(d.owner)::pg_catalog.text
          FROM column_notify.durable_channels d WHERE d.channel OPERATOR(pg_catalog.=) $1",
-        &[channel.into()],
-    ).map(|(owner, name)| owner.map(|owner| (owner, name))))
+            &[channel.into()],
+        )
+        .map(|(owner, name)| owner.map(|owner| (owner, name))),
+    )
     .expect("reading the durable channel")
     .map_or((None, None), |(owner, name)| (Some(owner), name));
     if current_owner == Some(owner) {
@@ -40,6 +55,9 @@ pub fn claim(channel: &str, owner: pg_sys::Oid, table: &str) -> Result<(), Watch
 
 /// Forgets `channel` as a durable channel when no durable watch writes to it any more.
 pub fn release_unused(channel: &str) {
+    if !installed() {
+        return;
+    }
     Spi::run_with_args(
         "DELETE FROM column_notify.durable_channels d
          WHERE d.channel OPERATOR(pg_catalog.=) $1

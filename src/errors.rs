@@ -181,3 +181,15 @@ pub fn warn_missing_column(table: &str, column: &str) {
     .set_hint("Watch the column again under its new name with watch_column().")
     .report(PgLogLevel::WARNING);
 }
+
+/// A PostgreSQL error raised inside the extension's SPI calls reaches the client as
+/// PostgreSQL raised it. pgrx would add a Rust backtrace to its DETAIL whenever the server
+/// runs with `RUST_BACKTRACE` set; `RUST_LIB_BACKTRACE=0` (which takes precedence for
+/// captured backtraces) keeps them out, unless the server's environment sets it itself.
+pub fn keep_backtraces_out_of_errors() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: a backend runs one thread, and this runs as the library is loaded,
+        // before anything of the extension could capture a backtrace.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}

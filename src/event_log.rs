@@ -13,15 +13,21 @@
 
 use std::ffi::CStr;
 
-use pgrx::prelude::*;
 use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
 use pgrx::{PgLogLevel, PgMemoryContexts, PgSqlErrorCode};
 
 /// The fourth key of the fence locks (`pg_locks.objsubid`); `pg_advisory_lock` and its
 /// kin only use 1 and 2. `sql/api.sql` (read_events) uses the same number.
 pub const FENCE_LOCK_KIND: u16 = 20035;
 
-/// The columns of `column_notify.events`, in order.
+/// The first key of the fences of 0.2.0's `read_events` ("pcnd"), with the fourth key
+/// `pg_advisory_xact_lock_shared(int4, int4)` sets: a database whose extension is not yet
+/// updated to 0.3.0 keeps working with this library, as it did with 0.2.0's.
+const RELEASE_0_2_FENCE_CLASS: u32 = 0x7063_6e64;
+const RELEASE_0_2_FENCE_KIND: u16 = 2;
+
+/// The columns of `column_notify.events`, in order (0.2.0's log lacks the last).
 const LOG_COLUMNS: usize = 6;
 
 // `commands/sequence.h`'s nextval without the privilege check is not among the functions
@@ -35,8 +41,9 @@ pub struct EventLog {
     sequence: pg_sys::Oid,
     /// The watched table, recorded with each event: readers must be able to SELECT it.
     watched_table: pg_sys::Oid,
-    /// The durable channel's id (`column_notify.durable_channels`), the fence's first key.
-    channel_id: i32,
+    /// The durable channel's id (`column_notify.durable_channels`), the fence's first key;
+    /// `None` in a database still on 0.2.0.
+    channel_id: Option<i32>,
     /// The (top transaction, subtransaction) that last took a fence. A fence taken in a
     /// subtransaction that rolls back is released with it, so a new one takes its own.
     fenced: (u64, pg_sys::SubTransactionId),
@@ -53,14 +60,14 @@ struct LogIndex {
 
 impl EventLog {
     /// Finds the log's table and sequence, for events of `watched_table` on the durable
-    /// channel `channel_id`.
+    /// channel `channel_id` (`None` in a database still on 0.2.0).
     ///
     /// # Safety
     /// Must run inside a transaction.
     pub unsafe fn open(
         memory_context: pg_sys::MemoryContext,
         watched_table: pg_sys::Oid,
-        channel_id: i32,
+        channel_id: Option<i32>,
     ) -> Self {
         unsafe {
             let namespace = pg_sys::get_namespace_oid(c"column_notify".as_ptr(), false);
@@ -109,11 +116,15 @@ impl EventLog {
         // sequence before any of these ids existed.
         // SAFETY: as in `next_event_id`.
         let fence_id = unsafe { nextval_internal(self.sequence, false) };
+        let (class, kind) = match self.channel_id {
+            Some(channel_id) => (channel_id as u32, FENCE_LOCK_KIND),
+            None => (RELEASE_0_2_FENCE_CLASS, RELEASE_0_2_FENCE_KIND),
+        };
         let tag = pg_sys::LOCKTAG {
             locktag_field1: unsafe { pg_sys::MyDatabaseId }.into(),
-            locktag_field2: self.channel_id as u32,
+            locktag_field2: class,
             locktag_field3: fence_id as u32,
-            locktag_field4: FENCE_LOCK_KIND,
+            locktag_field4: kind,
             locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
             locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
         };
@@ -132,7 +143,8 @@ impl EventLog {
         unsafe {
             let relation =
                 pg_sys::table_open(self.table, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-            if (*(*relation).rd_att).natts as usize != LOG_COLUMNS {
+            let columns = (*(*relation).rd_att).natts as usize;
+            if columns != LOG_COLUMNS && columns != LOG_COLUMNS - 1 {
                 pgrx::error!(
                     "pg_column_notify: column_notify.events does not have the columns this version writes; run ALTER EXTENSION pg_column_notify UPDATE"
                 );
@@ -146,6 +158,7 @@ impl EventLog {
                 self.watched_table.into(),
             ];
             let mut nulls = [false; LOG_COLUMNS];
+            // heap_form_tuple takes as many values as the descriptor has columns.
             let tuple = pg_sys::heap_form_tuple(
                 (*relation).rd_att,
                 values.as_mut_ptr(),
@@ -199,7 +212,7 @@ fn is_plain_column_index(info: &pg_sys::IndexInfo) -> bool {
         && info.ii_ExclusionOps.is_null()
         && info.ii_IndexAttrNumbers[..width]
             .iter()
-            .all(|&attnum| (1..=LOG_COLUMNS as i16).contains(&attnum))
+            .all(|&attnum| attnum >= 1)
 }
 
 /// An index the durable writes cannot maintain is refused, never filled wrongly.

@@ -31,6 +31,12 @@ mod watch_spec;
 
 ::pgrx::pg_module_magic!();
 
+/// Called once when a backend loads the library.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    errors::keep_backtraces_out_of_errors();
+}
+
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 pgrx::extension_sql_file!(
     "../sql/api.sql",

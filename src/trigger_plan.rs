@@ -14,10 +14,11 @@ use crate::batch::Batch;
 use crate::catalog;
 use crate::change_detection::Equality;
 use crate::datum_image::Storage;
+use crate::durable_channels;
 use crate::errors::{warn_missing_column, TriggerProtocolError};
 use crate::event_log::EventLog;
-use crate::json_encoder::ColumnEncoder;
 use crate::internal_sql::with_safe_search_path;
+use crate::json_encoder::ColumnEncoder;
 use crate::json_text;
 use crate::notify;
 use crate::payload::{self, CutPoints};
@@ -205,11 +206,15 @@ impl TriggerPlan {
             Vec::new()
         };
 
-        let event_log = spec
-            .durable
-            .then(|| durable_channel_of(trigger, &spec.channel, &qualified_name))
-            .flatten()
-            .map(|channel_id| unsafe { EventLog::open(memory_context, table.oid(), channel_id) });
+        let event_log = if !spec.durable {
+            None
+        } else if durable_channels::installed() {
+            durable_channel_of(trigger, &spec.channel, &qualified_name).map(|channel_id| unsafe {
+                EventLog::open(memory_context, table.oid(), Some(channel_id))
+            })
+        } else {
+            Some(unsafe { EventLog::open(memory_context, table.oid(), None) })
+        };
 
         unsafe { pg_sys::MemoryContextSetParent(memory_context, pg_sys::TopMemoryContext) };
         TriggerPlan {

@@ -10,12 +10,12 @@ use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier};
 use pgrx::PgRelation;
 
 use crate::catalog::{self, table_display_name, CatalogLayout};
+use crate::durable_channels;
 use crate::errors::WatchError;
 use crate::events::Events;
+use crate::internal_sql::with_safe_search_path;
 use crate::notify::{self, ChannelProblem};
 use crate::primary_key::primary_key_attnums;
-use crate::durable_channels;
-use crate::internal_sql::with_safe_search_path;
 use crate::trigger_naming::{numbered_trigger_name, trigger_name_for};
 use crate::watch_spec::WatchSpec;
 
@@ -127,12 +127,12 @@ impl WatchRequest {
         }
         let replaced = catalog::watch_of_columns(table.oid, &spec.columns);
         let trigger = match &replaced {
-            Some(watch) => watch.trigger.clone(),
+            Some((trigger, _)) => trigger.clone(),
             None => unique_trigger_name(table.oid, &spec.columns),
         };
         install(&table, &spec, events, &trigger, layout);
-        if let Some(watch) = replaced {
-            durable_channels::release_unused(&watch.spec.channel);
+        if let Some((_, channel)) = replaced {
+            durable_channels::release_unused(&channel);
         }
         Ok(spec.channel)
     }

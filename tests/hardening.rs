@@ -236,7 +236,9 @@ async fn event_log_indexes_that_cannot_be_maintained_are_refused_not_corrupted()
 #[tokio::test]
 async fn a_reduced_payload_keeps_its_key() {
     // 300 columns of 60-byte names: `changed` alone is far over the notification limit.
-    let columns: Vec<String> = (0..300).map(|n| format!("c{n:03}_{}", "x".repeat(55))).collect();
+    let columns: Vec<String> = (0..300)
+        .map(|n| format!("c{n:03}_{}", "x".repeat(55)))
+        .collect();
     let definitions: Vec<String> = columns.iter().map(|c| format!("{c} int")).collect();
     let db = TestDatabase::with_schema(
         "hard_reduced_key",

@@ -149,10 +149,7 @@ async fn hostile_operators_and_functions_in_public_never_run_as_another_role() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert!(
-        victims.is_empty(),
-        "the attacker's code ran as {victims:?}"
-    );
+    assert!(victims.is_empty(), "the attacker's code ran as {victims:?}");
 }
 
 /// A durable watch of alice's, with one event, read by alice's consumer.
@@ -197,7 +194,10 @@ async fn the_durable_log_is_read_only_by_roles_that_may_select_the_table() {
     );
 
     alice
-        .batch_execute(&format!("GRANT SELECT ON orders TO {}", roles.name("mallory")))
+        .batch_execute(&format!(
+            "GRANT SELECT ON orders TO {}",
+            roles.name("mallory")
+        ))
         .await
         .unwrap();
     assert_eq!(read_count(&mallory, "spy", "orders").await, 1);
@@ -247,7 +247,10 @@ async fn a_consumer_that_cannot_read_a_channel_does_not_pin_its_events() {
     let mallory = session_as(&db, &roles.name("mallory")).await;
     assert_eq!(read_count(&mallory, "pin", "orders").await, 0);
     let last: i64 = alice
-        .query_one("SELECT max(event_id) FROM read_events('billing', 'orders')", &[])
+        .query_one(
+            "SELECT max(event_id) FROM read_events('billing', 'orders')",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -341,7 +344,10 @@ async fn column_watches_shows_only_tables_a_role_can_see() {
         0
     );
     alice
-        .batch_execute(&format!("GRANT SELECT ON orders TO {}", roles.name("mallory")))
+        .batch_execute(&format!(
+            "GRANT SELECT ON orders TO {}",
+            roles.name("mallory")
+        ))
         .await
         .unwrap();
     assert_eq!(

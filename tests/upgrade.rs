@@ -1,6 +1,6 @@
 //! Upgrading an installed 0.1.0 to the current version keeps its watches working.
 
-use integration_tests::TestDatabase;
+use integration_tests::{query_i64, TestDatabase};
 use serde_json::json;
 
 #[tokio::test]
@@ -31,7 +31,7 @@ async fn watches_made_with_0_1_0_work_after_alter_extension_update() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.2.0");
+    assert_eq!(version, "0.3.0");
 
     db.run("UPDATE appointments SET canceled = false").await;
     assert_eq!(
@@ -76,11 +76,80 @@ async fn upgraded_schema_equals_a_fresh_install() {
     .await;
     let upgraded: String = db.client.query_one(describe, &[]).await.unwrap().get(0);
     assert_eq!(upgraded, fresh, "the same member objects either way");
-    let columns = "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_name)
-                   FROM information_schema.columns WHERE table_name IN ('watches', 'column_watches')";
-    let upgraded_columns: String = db.client.query_one(columns, &[]).await.unwrap().get(0);
+    // Columns, row security, and each function's rights and settings.
+    let shape = "SELECT concat_ws(E'\n',
+        (SELECT string_agg(table_name || '.' || column_name || ' ' || data_type, ', '
+                           ORDER BY table_name, column_name)
+         FROM information_schema.columns
+         WHERE table_schema = 'column_notify' OR table_name IN ('column_watches', 'event_backlog')),
+        (SELECT string_agg(p.polrelid::regclass::text || ' ' || p.polname || ' ' || p.polcmd::text || ' '
+                           || coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' '
+                           || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''), E'\n'
+                           ORDER BY p.polname)
+         FROM pg_policy p),
+        (SELECT string_agg(c.relname || ' ' || c.relrowsecurity::text, ', ' ORDER BY c.relname)
+         FROM pg_class c WHERE c.relnamespace = 'column_notify'::regnamespace AND c.relkind = 'r'),
+        (SELECT string_agg(p.oid::regprocedure::text || ' ' || p.prosecdef::text || ' '
+                           || coalesce(p.proconfig::text, '-') || ' ' || (SELECT l.lanname::text FROM pg_language l WHERE l.oid = p.prolang), E'\n'
+                           ORDER BY p.oid::regprocedure::text)
+         FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+         WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_column_notify')))";
+    let upgraded_shape: String = db.client.query_one(shape, &[]).await.unwrap().get(0);
     db.run("DROP EXTENSION pg_column_notify; CREATE EXTENSION pg_column_notify;")
         .await;
-    let fresh_columns: String = db.client.query_one(columns, &[]).await.unwrap().get(0);
-    assert_eq!(upgraded_columns, fresh_columns);
+    let fresh_shape: String = db.client.query_one(shape, &[]).await.unwrap().get(0);
+    assert_eq!(upgraded_shape, fresh_shape);
+}
+
+#[tokio::test]
+async fn durable_watches_made_with_0_2_0_keep_their_events_and_consumers_after_update() {
+    let db = TestDatabase::with_schema(
+        "upgrade_durable",
+        "DROP EXTENSION pg_column_notify;
+         CREATE EXTENSION pg_column_notify VERSION '0.2.0';
+         CREATE TABLE orders (id int PRIMARY KEY, state text);
+         INSERT INTO orders VALUES (1, 'new');
+         SELECT watch_column('orders', 'state', 'orders', durable => true);
+         UPDATE orders SET state = 'paid';",
+    )
+    .await;
+    // This library writes a 0.2.0 log the way 0.2.0 did, and 0.2.0's read_events reads it.
+    let before = query_i64(
+        &db.client,
+        "SELECT count(*) FROM read_events('billing', 'orders')",
+    )
+    .await;
+    assert_eq!(before, 1);
+
+    db.run("ALTER EXTENSION pg_column_notify UPDATE; UPDATE orders SET state = 'shipped';")
+        .await;
+    let states: Vec<String> = db
+        .client
+        .query(
+            "SELECT payload->'new'->>'state' FROM read_events('billing', 'orders')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(states, ["paid", "shipped"]);
+    assert_eq!(
+        query_i64(
+            &db.client,
+            "SELECT count(*) FROM column_notify.consumers WHERE owner = (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+        )
+        .await,
+        1,
+        "the consumer registered before the update belongs to its first reader"
+    );
+    assert_eq!(
+        query_i64(
+            &db.client,
+            "SELECT count(*) FROM column_notify.events WHERE table_name = 'orders'::regclass"
+        )
+        .await,
+        2
+    );
 }

@@ -289,7 +289,7 @@ async fn without_metadata_the_payload_is_the_reference_payload() {
         json!({"id": 1, "truncated": true})
     );
     let received = reduced.next().await;
-    assert_eq!(received.raw, r#"{"truncated":true}"#);
+    assert_eq!(received.raw, r#"{"truncated":true,"id_truncated":true}"#);
 }
 
 #[tokio::test]
