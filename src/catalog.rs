@@ -8,6 +8,9 @@ use pgrx::prelude::*;
 use crate::durable_channels;
 use crate::events::Events;
 use crate::internal_sql::as_extension_owner;
+use crate::server_text::{
+    self, text_arg, text_array_arg, text_array_column, text_column, ServerText,
+};
 use crate::watch::{drop_trigger, WatchedTable};
 use crate::watch_spec::WatchSpec;
 
@@ -89,14 +92,14 @@ pub fn record(
 ) {
     Spi::run_with_args(
         "DELETE FROM column_notify.watches WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND trigger_name OPERATOR(pg_catalog.=) $2",
-        &[table.into(), trigger.into()],
+        &[table.into(), text_arg(trigger)],
     )
     .expect("replacing the catalog row");
     let common = [
         table.into(),
-        spec.columns.clone().into(),
-        spec.channel.as_str().into(),
-        trigger.into(),
+        text_array_arg(Some(&spec.columns)),
+        text_arg(&spec.channel),
+        text_arg(trigger),
     ];
     let result = match layout {
         CatalogLayout::Release0_1 => Spi::run_with_args(
@@ -107,9 +110,9 @@ pub fn record(
         CatalogLayout::Current => {
             let options = [
                 events.names().into(),
-                spec.key.clone().into(),
-                spec.include.clone().into(),
-                spec.exclude.clone().into(),
+                text_array_arg(spec.key.as_deref()),
+                text_array_arg(spec.include.as_deref()),
+                text_array_arg(spec.exclude.as_deref()),
                 spec.durable.into(),
                 spec.metadata.into(),
                 spec.batch.into(),
@@ -132,9 +135,10 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
     Spi::connect(|client| {
         client
             .select(
-                "SELECT trigger_name::pg_catalog.text, channel, columns::pg_catalog.text[], events,
-                        key_columns::pg_catalog.text[], include_columns::pg_catalog.text[],
-                        exclude_columns::pg_catalog.text[], durable,
+                "SELECT trigger_name::pg_catalog.text, channel, pg_catalog.to_json(columns)::pg_catalog.text,
+                        events, pg_catalog.to_json(key_columns)::pg_catalog.text,
+                        pg_catalog.to_json(include_columns)::pg_catalog.text,
+                        pg_catalog.to_json(exclude_columns)::pg_catalog.text, durable,
                         metadata, batch
                  FROM column_notify.watches WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid ORDER BY trigger_name",
                 None,
@@ -143,13 +147,13 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
             .map(|row| {
                 let events: Vec<String> = row.get(4)?.unwrap_or_default();
                 Ok(StoredWatch {
-                    trigger: row.get(1)?.unwrap_or_default(),
+                    trigger: text_column(&row, 1)?.unwrap_or_default(),
                     spec: WatchSpec {
-                        channel: row.get(2)?.unwrap_or_default(),
-                        columns: row.get(3)?.unwrap_or_default(),
-                        key: row.get(5)?,
-                        include: row.get(6)?,
-                        exclude: row.get(7)?,
+                        channel: text_column(&row, 2)?.unwrap_or_default(),
+                        columns: text_array_column(&row, 3)?.unwrap_or_default(),
+                        key: text_array_column(&row, 5)?,
+                        include: text_array_column(&row, 6)?,
+                        exclude: text_array_column(&row, 7)?,
                         durable: row.get(8)?.unwrap_or(false),
                         metadata: row.get(9)?.unwrap_or(true),
                         batch: row.get(10)?.unwrap_or(false),
@@ -175,7 +179,8 @@ pub fn watch_of_columns(table: pg_sys::Oid, columns: &[String]) -> Option<(Strin
     let watches: Vec<(String, String, Vec<String>)> = Spi::connect(|client| {
         client
             .select(
-                "SELECT trigger_name::pg_catalog.text, channel, columns::pg_catalog.text[]
+                "SELECT trigger_name::pg_catalog.text, channel,
+                        pg_catalog.to_json(columns)::pg_catalog.text
                  FROM column_notify.watches
                  WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
                 None,
@@ -183,9 +188,9 @@ pub fn watch_of_columns(table: pg_sys::Oid, columns: &[String]) -> Option<(Strin
             )?
             .map(|row| {
                 Ok((
-                    row.get::<String>(1)?.unwrap_or_default(),
-                    row.get::<String>(2)?.unwrap_or_default(),
-                    row.get::<Vec<String>>(3)?.unwrap_or_default(),
+                    text_column(&row, 1)?.unwrap_or_default(),
+                    text_column(&row, 2)?.unwrap_or_default(),
+                    text_array_column(&row, 3)?.unwrap_or_default(),
                 ))
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
@@ -207,7 +212,7 @@ pub fn forget_table(table: pg_sys::Oid) {
                 None,
                 &[table.into()],
             )?
-            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+            .map(|row| text_column(&row, 1).map(Option::unwrap_or_default))
             .collect::<Result<Vec<_>, _>>()
     })
     .expect("forgetting the watches of a dropped table");
@@ -221,16 +226,16 @@ pub fn forget_watch(table_oid: pg_sys::Oid, trigger: &str) {
     if let Ok(table) = WatchedTable::open(table_oid) {
         drop_trigger(&table, trigger);
     }
-    let channel = none_when_no_row(Spi::get_one_with_args::<String>(
+    let channel = none_when_no_row(Spi::get_one_with_args::<ServerText>(
         "DELETE FROM column_notify.watches
          WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid
            AND trigger_name OPERATOR(pg_catalog.=) $2
          RETURNING channel",
-        &[table_oid.into(), trigger.into()],
+        &[table_oid.into(), text_arg(trigger)],
     ))
     .expect("forgetting a watch");
     if let Some(channel) = channel {
-        durable_channels::release_unused(&channel);
+        durable_channels::release_unused(&server_text::decode(&channel.0));
     }
 }
 
@@ -253,7 +258,7 @@ pub fn durable_channel_id(trigger: pg_sys::Oid, channel: &str) -> Option<i32> {
              JOIN column_notify.durable_channels d ON d.channel OPERATOR(pg_catalog.=) w.channel
              WHERE lineage.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
                AND w.durable AND w.channel OPERATOR(pg_catalog.=) $2",
-            &[trigger.into(), channel.into()],
+            &[trigger.into(), text_arg(channel)],
         )
     });
     none_when_no_row(found).expect("reading the catalog of watches")
@@ -296,8 +301,6 @@ pub fn table_display_name(table: pg_sys::Oid) -> String {
     if name.is_null() {
         format!("with OID {}", u32::from(table))
     } else {
-        unsafe { CStr::from_ptr(name) }
-            .to_string_lossy()
-            .into_owned()
+        server_text::decode_cstr(unsafe { CStr::from_ptr(name) })
     }
 }

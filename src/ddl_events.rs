@@ -12,6 +12,7 @@ use pgrx::{pg_guard, pg_sys};
 
 use crate::catalog::{self, none_when_no_row, CatalogLayout, StoredWatch};
 use crate::function_info::call_context;
+use crate::server_text;
 use crate::watch::{self, WatchedTable};
 
 crate::function_info::v1_function_info!(pg_finfo_column_notify_follow_renames);
@@ -43,8 +44,8 @@ pub unsafe extern "C-unwind" fn column_notify_follow_renames(
         ))
         .expect("reading the renamed column's table")
         .unwrap_or(pg_sys::InvalidOid);
-        let old = CStr::from_ptr(rename.subname).to_string_lossy();
-        let new = CStr::from_ptr(rename.newname).to_string_lossy();
+        let old = server_text::decode_cstr(CStr::from_ptr(rename.subname));
+        let new = server_text::decode_cstr(CStr::from_ptr(rename.newname));
         if table != pg_sys::InvalidOid {
             // The column is renamed in every table that inherits it too (partitions).
             for table in catalog::table_and_descendants(table) {
@@ -78,7 +79,13 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
                 None,
                 &[],
             )?
-            .map(|row| Ok((row.get::<String>(1)?.unwrap_or_default(), row.get::<pg_sys::Oid>(2)?.unwrap_or_default(), row.get::<String>(3)?)))
+            .map(|row| {
+                Ok((
+                    server_text::text_column(&row, 1)?.unwrap_or_default(),
+                    row.get::<pg_sys::Oid>(2)?.unwrap_or_default(),
+                    server_text::text_column(&row, 3)?,
+                ))
+            })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .expect("reading the dropped objects");
@@ -97,9 +104,12 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
                     let remaining = stored.without_column(&column);
                     if remaining.spec.columns.is_empty() {
                         pgrx::notice!(
-                            "pg_column_notify: removed watch {} of table {}: its last watched column \"{column}\" was dropped",
-                            stored.trigger,
-                            catalog::table_display_name(table)
+                            "{}",
+                            server_text::for_message(format!(
+                                "pg_column_notify: removed watch {} of table {}: its last watched column \"{column}\" was dropped",
+                                stored.trigger,
+                                catalog::table_display_name(table)
+                            ))
                         );
                         catalog::forget_watch(table, &stored.trigger);
                     } else {
@@ -130,9 +140,12 @@ fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: St
         ),
         Err(reason) => {
             pgrx::warning!(
-                "pg_column_notify: removed watch {} of table {}: {reason}",
-                stored.trigger,
-                catalog::table_display_name(table_oid)
+                "{}",
+                server_text::for_message(format!(
+                    "pg_column_notify: removed watch {} of table {}: {reason}",
+                    stored.trigger,
+                    catalog::table_display_name(table_oid)
+                ))
             );
             catalog::forget_watch(table_oid, &stored.trigger);
         }

@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 
 use crate::catalog::none_when_no_row;
 use crate::errors::WatchError;
+use crate::server_text::{decode, text_arg, ServerText};
 
 /// Whether the database's extension has durable channels (0.3.0 and later; a database not
 /// yet updated keeps working with this library as before).
@@ -29,19 +30,22 @@ pub fn claim(channel: &str, owner: pg_sys::Oid, table: &str) -> Result<(), Watch
     Spi::run_with_args(
         "INSERT INTO column_notify.durable_channels (channel, owner) VALUES ($1, $2)
          ON CONFLICT DO NOTHING",
-        &[channel.into(), owner.into()],
+        &[text_arg(channel), owner.into()],
     )
     .expect("claiming the durable channel");
-    let (current_owner, owner_name) = none_when_no_row(
-        Spi::get_two_with_args::<pg_sys::Oid, String>(
+    let current = none_when_no_row(
+        Spi::get_two_with_args::<pg_sys::Oid, ServerText>(
             "SELECT d.owner, pg_catalog.pg_get_userbyid(d.owner)::pg_catalog.text
          FROM column_notify.durable_channels d WHERE d.channel OPERATOR(pg_catalog.=) $1",
-            &[channel.into()],
+            &[text_arg(channel)],
         )
         .map(|(owner, name)| owner.map(|owner| (owner, name))),
     )
-    .expect("reading the durable channel")
-    .map_or((None, None), |(owner, name)| (Some(owner), name));
+    .expect("reading the durable channel");
+    let (current_owner, owner_name) = match current {
+        Some((owner, name)) => (Some(owner), name.map(|name| decode(&name.0))),
+        None => (None, None),
+    };
     if current_owner == Some(owner) {
         Ok(())
     } else {
@@ -63,7 +67,7 @@ pub fn release_unused(channel: &str) {
          WHERE d.channel OPERATOR(pg_catalog.=) $1
            AND NOT EXISTS (SELECT FROM column_notify.watches w
                            WHERE w.channel OPERATOR(pg_catalog.=) d.channel AND w.durable)",
-        &[channel.into()],
+        &[text_arg(channel)],
     )
     .expect("releasing the durable channel");
 }

@@ -3,6 +3,8 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
+use crate::server_text;
+
 /// Why `watch_column` and friends refuse their input. Raised before anything is changed.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -128,9 +130,10 @@ impl WatchError {
 
     /// Raises the error in PostgreSQL, aborting the current statement.
     pub fn report(self) -> ! {
-        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "pg_column_notify");
+        let message = server_text::for_message(self.to_string());
+        let mut report = ErrorReport::new(self.sqlstate(), message, "pg_column_notify");
         if let Some(hint) = self.hint() {
-            report = report.set_hint(hint);
+            report = report.set_hint(server_text::for_message(hint));
         }
         report.report(PgLogLevel::ERROR);
         unreachable!("an ERROR report does not return")
@@ -157,7 +160,7 @@ impl TriggerProtocolError {
     pub fn report(self) -> ! {
         ErrorReport::new(
             PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-            self.to_string(),
+            server_text::for_message(self.to_string()),
             "notify_column_changed",
         )
         .set_hint(
@@ -173,13 +176,15 @@ impl TriggerProtocolError {
 /// Something about the table changed under a trigger (a watched column was dropped or
 /// renamed). The write goes on; the user is told with a WARNING.
 pub fn warn_missing_column(table: &str, column: &str) {
-    ErrorReport::new(
+    let report = ErrorReport::new(
         PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-        format!("notify_column_changed: watched column \"{column}\" of {table} no longer exists"),
+        server_text::for_message(format!(
+            "notify_column_changed: watched column \"{column}\" of {table} no longer exists"
+        )),
         "notify_column_changed",
     )
-    .set_hint("Watch the column again under its new name with watch_column().")
-    .report(PgLogLevel::WARNING);
+    .set_hint("Watch the column again under its new name with watch_column().");
+    warn_during_write(report);
 }
 
 /// A PostgreSQL error raised inside the extension's SPI calls reaches the client as
@@ -192,4 +197,16 @@ pub fn keep_backtraces_out_of_errors() {
         // before anything of the extension could capture a backtrace.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
+}
+
+/// Reports a WARNING raised while a write runs. In a SQL_ASCII database the statement in
+/// its CONTEXT may hold bytes the client's encoding cannot take, and PostgreSQL then fails
+/// the write while sending the message: there it goes to the server log only.
+pub fn warn_during_write(report: ErrorReport) {
+    let level = if server_text::is_sql_ascii() {
+        PgLogLevel::LOG_SERVER_ONLY
+    } else {
+        PgLogLevel::WARNING
+    };
+    report.report(level);
 }

@@ -22,6 +22,7 @@ mod payload;
 mod plan_cache;
 mod primary_key;
 mod row_values;
+mod server_text;
 mod transition_rows;
 mod trigger;
 mod trigger_naming;

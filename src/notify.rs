@@ -24,8 +24,9 @@ pub enum ChannelProblem {
     TooLong,
 }
 
-/// Checks a channel name against the limits `Async_Notify` enforces with an error.
-pub fn check_channel(channel: &str) -> Result<(), ChannelProblem> {
+/// Checks a channel name (in the database's encoding) against the limits `Async_Notify`
+/// enforces with an error.
+pub fn check_channel(channel: &[u8]) -> Result<(), ChannelProblem> {
     if channel.is_empty() {
         Err(ChannelProblem::Empty)
     } else if channel.len() > MAX_CHANNEL_BYTES {

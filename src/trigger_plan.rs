@@ -8,14 +8,14 @@ use pgrx::prelude::*;
 use pgrx::{PgRelation, PgTupleDesc};
 
 use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
 
 use crate::batch::Batch;
 use crate::catalog;
 use crate::change_detection::Equality;
 use crate::datum_image::Storage;
 use crate::durable_channels;
-use crate::errors::{warn_missing_column, TriggerProtocolError};
+use crate::errors::{warn_during_write, warn_missing_column, TriggerProtocolError};
 use crate::event_log::EventLog;
 use crate::internal_sql::with_safe_search_path;
 use crate::json_encoder::ColumnEncoder;
@@ -24,6 +24,7 @@ use crate::notify;
 use crate::payload::{self, CutPoints};
 use crate::primary_key::primary_key_attnums;
 use crate::row_values::RowValues;
+use crate::server_text;
 use crate::watch_spec::WatchSpec;
 
 /// One user column of the table (dropped columns have none).
@@ -104,7 +105,8 @@ impl TriggerPlan {
         let arguments = unsafe { trigger_arguments(trigger) };
         let spec = WatchSpec::from_arguments(&arguments)
             .unwrap_or_else(|error| TriggerProtocolError::BadArguments(error.to_string()).report());
-        if notify::check_channel(&spec.channel).is_err() {
+        let channel = server_text::encode(&spec.channel);
+        if notify::check_channel(&channel).is_err() {
             TriggerProtocolError::BadChannel(spec.channel.clone()).report()
         }
 
@@ -116,7 +118,7 @@ impl TriggerPlan {
                 continue;
             }
             let mut name_json = Vec::new();
-            json_text::push_string(&mut name_json, attribute.name().as_bytes());
+            json_text::push_string(&mut name_json, attribute_name(attribute));
             columns.push(ColumnPlan {
                 index,
                 name_json,
@@ -141,18 +143,22 @@ impl TriggerPlan {
             }
         };
 
-        let qualified_name = format!("{}.{}", table.namespace(), table.name());
+        let qualified_name = format!(
+            "{}.{}",
+            server_text::decode(relation_namespace(&table)),
+            server_text::decode(relation_name(&table))
+        );
         let position_of = |name: &[u8]| {
-            columns.iter().position(|column| {
-                descriptor.get(column.index).map(|a| a.name().as_bytes()) == Some(name)
-            })
+            columns
+                .iter()
+                .position(|column| descriptor.get(column.index).map(attribute_name) == Some(name))
         };
         // Names the table no longer has are skipped with a WARNING: the write goes on.
         let positions_of = |names: &[String]| -> Vec<usize> {
             names
                 .iter()
                 .filter_map(|name| {
-                    let position = position_of(name.as_bytes());
+                    let position = position_of(&server_text::encode(name));
                     if position.is_none() {
                         warn_missing_column(&qualified_name, name);
                     }
@@ -187,7 +193,7 @@ impl TriggerPlan {
                 // kept so that a column added under it stays out).
                 let excluded: Vec<usize> = names
                     .iter()
-                    .filter_map(|name| position_of(name.as_bytes()))
+                    .filter_map(|name| position_of(&server_text::encode(name)))
                     .collect();
                 (0..columns.len())
                     .filter(|position| !excluded.contains(position))
@@ -220,7 +226,7 @@ impl TriggerPlan {
         TriggerPlan {
             trigger_oid: trigger.tgoid,
             relation_oid: table.oid(),
-            channel: CString::new(spec.channel).expect("a trigger argument has no NUL"),
+            channel: CString::new(channel).expect("a trigger argument has no NUL"),
             metadata: spec.metadata,
             table_members,
             columns,
@@ -252,17 +258,17 @@ impl Drop for TriggerPlan {
 /// table at the root of its tree (the one that was watched), with `"partition":"…"`.
 unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
     let mut members = Vec::new();
-    let mut push = |key: &[u8], value: &str| {
+    let mut push = |key: &[u8], value: &[u8]| {
         if !members.is_empty() {
             members.push(b',');
         }
         json_text::push_key(&mut members, key);
-        json_text::push_string(&mut members, value.as_bytes());
+        json_text::push_string(&mut members, value);
     };
     let is_partition = unsafe { (*table.rd_rel).relispartition };
     if !is_partition {
-        push(b"schema", table.namespace());
-        push(b"table", table.name());
+        push(b"schema", relation_namespace(table));
+        push(b"table", relation_name(table));
         return members;
     }
     let root = with_safe_search_path(|| {
@@ -275,10 +281,29 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
     .flatten()
     .unwrap_or(table.oid());
     let root = unsafe { PgRelation::open(root) };
-    push(b"schema", root.namespace());
-    push(b"table", root.name());
-    push(b"partition", table.name());
+    push(b"schema", relation_namespace(&root));
+    push(b"table", relation_name(&root));
+    push(b"partition", relation_name(table));
     members
+}
+
+/// Names as the catalog holds them, in the database's encoding (they go into the payload
+/// as they are, as `row_to_json` writes them).
+fn attribute_name(attribute: &pg_sys::FormData_pg_attribute) -> &[u8] {
+    // SAFETY: a NameData is NUL-terminated within its 64 bytes.
+    unsafe { CStr::from_ptr(attribute.attname.data.as_ptr()) }.to_bytes()
+}
+
+fn relation_name(relation: &PgRelation) -> &[u8] {
+    // SAFETY: an open relation's pg_class row is loaded; relname is NUL-terminated.
+    unsafe { CStr::from_ptr((*relation.rd_rel).relname.data.as_ptr()) }.to_bytes()
+}
+
+fn relation_namespace(relation: &PgRelation) -> &'static [u8] {
+    // SAFETY: the namespace of an open relation exists; get_namespace_name returns a copy
+    // in the current memory context, which outlives the plan's build.
+    unsafe { CStr::from_ptr(pg_sys::get_namespace_name((*relation.rd_rel).relnamespace)) }
+        .to_bytes()
 }
 
 /// The id of the durable channel a durable trigger writes to. An event enters a durable
@@ -288,16 +313,16 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
 fn durable_channel_of(trigger: &pg_sys::Trigger, channel: &str, table: &str) -> Option<i32> {
     let channel_id = catalog::durable_channel_id(trigger.tgoid, channel);
     if channel_id.is_none() {
-        let name = unsafe { CStr::from_ptr(trigger.tgname) }.to_string_lossy();
-        ErrorReport::new(
+        let name = server_text::decode_cstr(unsafe { CStr::from_ptr(trigger.tgname) });
+        let report = ErrorReport::new(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
+            server_text::for_message(format!(
                 "notify_column_changed: trigger \"{name}\" on {table} is not a durable watch; its events are not logged"
-            ),
+            )),
             "notify_column_changed",
         )
-        .set_hint("Install durable watches with watch_column(..., durable => true).")
-        .report(PgLogLevel::WARNING);
+        .set_hint("Install durable watches with watch_column(..., durable => true).");
+        warn_during_write(report);
     }
     channel_id
 }
@@ -334,10 +359,6 @@ impl TriggerPlan {
 
 unsafe fn trigger_arguments(trigger: &pg_sys::Trigger) -> Vec<String> {
     (0..usize::try_from(trigger.tgnargs).unwrap_or(0))
-        .map(|i| {
-            unsafe { CStr::from_ptr(*trigger.tgargs.add(i)) }
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|i| server_text::decode_cstr(unsafe { CStr::from_ptr(*trigger.tgargs.add(i)) }))
         .collect()
 }

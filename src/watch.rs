@@ -16,18 +16,22 @@ use crate::events::Events;
 use crate::internal_sql::with_safe_search_path;
 use crate::notify::{self, ChannelProblem};
 use crate::primary_key::primary_key_attnums;
+use crate::server_text;
 use crate::trigger_naming::{numbered_trigger_name, trigger_name_for};
 use crate::watch_spec::WatchSpec;
 
 /// 0.1.0's `watch_column(regclass, name, text)`, kept so that a database still on 0.1.0
 /// goes on working with this library until `ALTER EXTENSION pg_column_notify UPDATE`.
 #[pg_extern(sql = false)]
-fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&str>) -> String {
-    let column = col.map(|name| Some(name.to_string_lossy().into_owned()));
+fn watch_column(
+    tbl: Option<pg_sys::Oid>,
+    col: Option<&CStr>,
+    channel: Option<&[u8]>,
+) -> server_text::ServerText {
     let request = WatchRequest {
         table: tbl,
-        columns: Some(vec![column.unwrap_or(None)]),
-        channel: channel.map(str::to_owned),
+        columns: Some(vec![col.map(server_text::decode_cstr)]),
+        channel: channel.map(server_text::decode),
         events: Some(vec![Some("update".to_owned())]),
         key: None,
         include: None,
@@ -37,6 +41,7 @@ fn watch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>, channel: Option<&s
         batch: Some(false),
     };
     with_safe_search_path(|| request.install(CatalogLayout::Release0_1))
+        .map(|channel| server_text::returned(&channel))
         .unwrap_or_else(|error| error.report())
 }
 
@@ -56,29 +61,31 @@ AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 #[allow(clippy::too_many_arguments)] // one per argument of the SQL function
 fn install_watch(
     tbl: Option<pg_sys::Oid>,
-    cols: Option<Vec<Option<String>>>,
-    channel: Option<String>,
-    events: Option<Vec<Option<String>>>,
-    key: Option<Vec<Option<String>>>,
-    include: Option<Vec<Option<String>>>,
-    exclude: Option<Vec<Option<String>>>,
+    cols: Option<Array<&[u8]>>,
+    channel: Option<&[u8]>,
+    events: Option<Array<&[u8]>>,
+    key: Option<Array<&[u8]>>,
+    include: Option<Array<&[u8]>>,
+    exclude: Option<Array<&[u8]>>,
     durable: Option<bool>,
     metadata: Option<bool>,
     batch: Option<bool>,
-) -> String {
+) -> server_text::ServerText {
+    // Text arguments are taken as the database's bytes, whatever its encoding.
     let request = WatchRequest {
         table: tbl,
-        columns: cols,
-        channel,
-        events,
-        key,
-        include,
-        exclude,
+        columns: decoded_list(cols),
+        channel: channel.map(server_text::decode),
+        events: decoded_list(events),
+        key: decoded_list(key),
+        include: decoded_list(include),
+        exclude: decoded_list(exclude),
         durable,
         metadata,
         batch,
     };
     with_safe_search_path(|| request.install(CatalogLayout::Current))
+        .map(|channel| server_text::returned(&channel))
         .unwrap_or_else(|error| error.report())
 }
 
@@ -100,8 +107,17 @@ COMMENT ON FUNCTION unwatch_column(regclass, name) IS
 fn unwatch_column(tbl: Option<pg_sys::Oid>, col: Option<&CStr>) -> bool {
     let table = tbl.unwrap_or_else(|| WatchError::NullArgument("tbl").report());
     let column = col.unwrap_or_else(|| WatchError::NullArgument("col").report());
-    let column = column.to_string_lossy().into_owned();
+    let column = server_text::decode_cstr(column);
     with_safe_search_path(|| remove_watches(table, &column)).unwrap_or_else(|error| error.report())
+}
+
+fn decoded_list(list: Option<Array<&[u8]>>) -> Option<Vec<Option<String>>> {
+    list.map(|items| {
+        items
+            .iter()
+            .map(|item| item.map(server_text::decode))
+            .collect()
+    })
 }
 
 /// The arguments of a watch as SQL passed them, before any check.
@@ -239,8 +255,13 @@ impl WatchedTable {
             oid,
             // SAFETY: the relation is open, so its pg_class row is loaded.
             owner: unsafe { (*relation.rd_rel).relowner },
-            schema: relation.namespace().to_owned(),
-            name: relation.name().to_owned(),
+            // SAFETY: the relation is open; its namespace exists while it is locked.
+            schema: server_text::decode_cstr(unsafe {
+                CStr::from_ptr(pg_sys::get_namespace_name((*relation.rd_rel).relnamespace))
+            }),
+            name: server_text::decode_cstr(unsafe {
+                CStr::from_ptr((*relation.rd_rel).relname.data.as_ptr())
+            }),
             has_primary_key: !unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty(),
         })
     }
@@ -290,19 +311,23 @@ impl WatchedTable {
                 table: self.qualified(),
             });
         }
-        match notify::check_channel(&spec.channel) {
+        let channel = server_text::encode(&spec.channel);
+        match notify::check_channel(&channel) {
             Ok(()) => Ok(()),
             Err(ChannelProblem::Empty) => Err(WatchError::EmptyChannel),
             Err(ChannelProblem::TooLong) => Err(WatchError::ChannelTooLong {
                 channel: spec.channel.clone(),
-                bytes: spec.channel.len(),
+                bytes: channel.len(),
             }),
         }
     }
 
     /// Checks that `column` is a user column of the table.
     fn check_column(&self, column: &str) -> Result<(), WatchError> {
-        let name = std::ffi::CString::new(column).map_err(|_| self.unknown_column(column))?;
+        if column.contains('\0') {
+            return Err(self.unknown_column(column));
+        }
+        let name = server_text::encode_cstring(column);
         let attnum = unsafe { pg_sys::get_attnum(self.oid, name.as_ptr()) };
         if attnum == pg_sys::InvalidAttrNumber as i16 {
             Err(self.unknown_column(column))
@@ -366,7 +391,7 @@ pub fn install(
         function = trigger_function_name(),
         arguments = arguments.join(", "),
     );
-    Spi::run(&ddl).expect("creating the watch trigger");
+    server_text::run(&ddl);
     catalog::record(table.oid, spec, events, trigger, layout);
 }
 
@@ -381,12 +406,12 @@ fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchErr
                    AND $2::pg_catalog.name OPERATOR(pg_catalog.=) ANY (columns)
                  RETURNING trigger_name::pg_catalog.text, channel",
                 None,
-                &[table.oid.into(), column.into()],
+                &[table.oid.into(), server_text::text_arg(column)],
             )?
             .map(|row| {
                 Ok((
-                    row.get::<String>(1)?.unwrap_or_default(),
-                    row.get::<String>(2)?.unwrap_or_default(),
+                    server_text::text_column(&row, 1)?.unwrap_or_default(),
+                    server_text::text_column(&row, 2)?.unwrap_or_default(),
                 ))
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
@@ -398,8 +423,11 @@ fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchErr
     }
     if triggers.is_empty() {
         pgrx::notice!(
-            "column \"{column}\" of {} is not watched",
-            table.qualified()
+            "{}",
+            server_text::for_message(format!(
+                "column \"{column}\" of {} is not watched",
+                table.qualified()
+            ))
         );
     }
     Ok(!triggers.is_empty())
@@ -420,7 +448,7 @@ fn unique_trigger_name(table: pg_sys::Oid, columns: &[String]) -> String {
                 None,
                 &[table.into()],
             )?
-            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+            .map(|row| server_text::text_column(&row, 1).map(Option::unwrap_or_default))
             .collect::<Result<Vec<_>, _>>()
     })
     .expect("reading the table's trigger names");
@@ -432,22 +460,22 @@ fn unique_trigger_name(table: pg_sys::Oid, columns: &[String]) -> String {
 }
 
 pub fn drop_trigger(table: &WatchedTable, trigger: &str) {
-    Spi::run(&format!(
+    server_text::run(&format!(
         "DROP TRIGGER IF EXISTS {} ON {}",
         quote_identifier(trigger),
         table.qualified()
-    ))
-    .expect("dropping the watch trigger");
+    ));
 }
 
 /// `schema.notify_column_changed`, in the schema the extension was installed in.
 fn trigger_function_name() -> String {
-    let schema = Spi::get_one::<String>(
-        "SELECT n.nspname::text FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
-         WHERE e.extname = 'pg_column_notify'",
+    let schema = Spi::get_one::<server_text::ServerText>(
+        "SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'pg_column_notify'",
     )
     .expect("looking up the extension's schema")
+    .map(|schema| server_text::decode(&schema.0))
     .expect("the extension is installed");
     quote_qualified_identifier(schema.as_str(), "notify_column_changed")
 }
