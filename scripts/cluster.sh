@@ -77,7 +77,9 @@ start() {
         say "port $PORT is taken by another server; set PGCN_PORT to a free port"
         exit 1
     fi
-    as_owner "$BINDIR/pg_ctl" -D "$PGDATA" -l "$LOG_FILE" -w -t 60 start >/dev/null \
+    # A Rust panic in the server logs its backtrace; clients must still never see one
+    # (the test suite checks it with this set).
+    as_owner env RUST_BACKTRACE=1 "$BINDIR/pg_ctl" -D "$PGDATA" -l "$LOG_FILE" -w -t 60 start >/dev/null \
         || { tail -n 20 "$LOG_FILE" >&2; exit 1; }
     say "started on port $PORT (log: $LOG_FILE)"
 }

@@ -5,6 +5,13 @@
 -- each durable channel belongs to one table owner.
 \echo Use "ALTER EXTENSION pg_column_notify UPDATE" to load this file. \quit
 
+-- Watches of tables that are gone without an event trigger seeing it (temporary tables end
+-- with their session): their rows would be dumped as bare OIDs. Temporary tables can no
+-- longer be watched.
+DELETE FROM column_notify.watches w
+    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+                      WHERE c.oid OPERATOR(pg_catalog.=) w.table_name::pg_catalog.oid);
+
 -- Whether the current role owns the table (directly or through a role it belongs to).
 CREATE FUNCTION column_notify.owns_table(tbl oid) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp

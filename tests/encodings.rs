@@ -1,33 +1,15 @@
 //! Databases in every kind of server encoding: names, channels and payloads work, writes
 //! never fail, and `id`/`old`/`new` are byte for byte what `row_to_json` gives there.
 
-use integration_tests::{connect, query_i64, server_url, sqlstate, url_for_database, Listener};
+use integration_tests::{query_i64, sqlstate, Listener, TestDatabase};
 use tokio_postgres::Client;
 
 /// A fresh database `pgcn_enc_<name>` in `encoding` (C locale, which every encoding takes),
 /// with the extension.
 async fn database(name: &str, encoding: &str) -> (String, Client) {
-    let database = format!("pgcn_enc_{name}");
-    let admin = connect(&server_url()).await;
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
-        format!(
-            "CREATE DATABASE {database} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' \
-             TEMPLATE template0"
-        ),
-    ] {
-        admin
-            .batch_execute(&statement)
-            .await
-            .unwrap_or_else(|error| panic!("{statement}: {error}"));
-    }
-    let url = url_for_database(&server_url(), &database);
-    let client = connect(&url).await;
-    client
-        .batch_execute("CREATE EXTENSION pg_column_notify")
-        .await
-        .expect("CREATE EXTENSION");
-    (url, client)
+    let options = format!("ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+    let db = TestDatabase::create_with(&format!("enc_{name}"), &options).await;
+    (db.url, db.client)
 }
 
 async fn run(client: &Client, sql: &str) {

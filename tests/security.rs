@@ -169,6 +169,16 @@ async fn durable_setup(test: &str) -> (TestDatabase, Roles, tokio_postgres::Clie
     (db, roles, alice)
 }
 
+async fn grant_orders_to_mallory(alice: &tokio_postgres::Client, roles: &Roles) {
+    alice
+        .batch_execute(&format!(
+            "GRANT SELECT ON orders TO {}",
+            roles.name("mallory")
+        ))
+        .await
+        .expect("GRANT");
+}
+
 async fn read_count(client: &tokio_postgres::Client, consumer: &str, channel: &str) -> i64 {
     query_i64(
         client,
@@ -193,13 +203,7 @@ async fn the_durable_log_is_read_only_by_roles_that_may_select_the_table() {
         0
     );
 
-    alice
-        .batch_execute(&format!(
-            "GRANT SELECT ON orders TO {}",
-            roles.name("mallory")
-        ))
-        .await
-        .unwrap();
+    grant_orders_to_mallory(&alice, &roles).await;
     assert_eq!(read_count(&mallory, "spy", "orders").await, 1);
 }
 
@@ -343,13 +347,7 @@ async fn column_watches_shows_only_tables_a_role_can_see() {
         query_i64(&mallory, "SELECT count(*) FROM column_watches").await,
         0
     );
-    alice
-        .batch_execute(&format!(
-            "GRANT SELECT ON orders TO {}",
-            roles.name("mallory")
-        ))
-        .await
-        .unwrap();
+    grant_orders_to_mallory(&alice, &roles).await;
     assert_eq!(
         query_i64(&mallory, "SELECT count(*) FROM column_watches").await,
         1
@@ -391,4 +389,18 @@ async fn writes_and_renames_never_depend_on_privileges_on_the_extension() {
         .await,
         1
     );
+
+    // Installing a watch does take privileges on the catalog: the error PostgreSQL raises
+    // inside the extension reaches the client as it is, without a Rust backtrace.
+    let refused = alice
+        .query("SELECT watch_column('plain', 'b')", &[])
+        .await
+        .expect_err("a watch without privileges on the catalog");
+    let error = refused.as_db_error().expect("a server error");
+    assert_eq!(error.code().code(), "42501");
+    assert_eq!(
+        error.message(),
+        "permission denied for schema column_notify"
+    );
+    assert_eq!(error.detail(), None);
 }

@@ -55,6 +55,11 @@ impl TestDatabase {
     /// Creates (anew) the database `pgcn_<name>` and the extension in it. It is left in
     /// place afterwards, so a failed test can be looked at; the next run replaces it.
     pub async fn create(name: &str) -> TestDatabase {
+        Self::create_with(name, "").await
+    }
+
+    /// [`TestDatabase::create`] with `options` for CREATE DATABASE (an encoding, say).
+    pub async fn create_with(name: &str, options: &str) -> TestDatabase {
         let database = format!("pgcn_{name}");
         let admin = connect(&server_url()).await;
         admin
@@ -62,7 +67,7 @@ impl TestDatabase {
             .await
             .expect("dropping the previous test database");
         admin
-            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .batch_execute(&format!("CREATE DATABASE {database} {options}"))
             .await
             .expect("creating the test database");
         let url = url_for_database(&server_url(), &database);
