@@ -135,7 +135,8 @@ pub struct WatchRequest {
 }
 
 impl WatchRequest {
-    /// Checks everything, then installs the watch under its usual trigger name.
+    /// Checks everything, then installs the watch: under the trigger of the watch of the
+    /// same columns, which it replaces, or under a new name no other trigger has.
     pub fn install(self, layout: CatalogLayout) -> Result<String, WatchError> {
         let (table, spec, events) = self.check()?;
         if spec.durable {
