@@ -59,8 +59,14 @@ mod tests {
 
     #[pg_test]
     fn numbered_names_fit() {
-        assert_eq!(numbered_trigger_name("column_notify_a", 1), "column_notify_a");
-        assert_eq!(numbered_trigger_name("column_notify_a", 2), "column_notify_a_2");
+        assert_eq!(
+            numbered_trigger_name("column_notify_a", 1),
+            "column_notify_a"
+        );
+        assert_eq!(
+            numbered_trigger_name("column_notify_a", 2),
+            "column_notify_a_2"
+        );
         let long = trigger_name_for(&["é".repeat(40)]);
         let numbered = numbered_trigger_name(&long, 12);
         assert!(numbered.len() <= MAX_NAME_BYTES && numbered.ends_with("_12"));
