@@ -3,7 +3,7 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
-use crate::server_text;
+use crate::pg::server_text;
 
 /// Why `watch_column` and friends refuse their input. Raised before anything is changed.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +123,7 @@ impl WatchError {
             Self::EmptyChannel => "Pass a channel name, or NULL for the default one.".into(),
             Self::ChannelTooLong { .. } => format!(
                 "PostgreSQL channel names must be shorter than {} bytes.",
-                crate::notify::MAX_CHANNEL_BYTES + 1
+                crate::delivery::notify::MAX_CHANNEL_BYTES + 1
             ),
         })
     }

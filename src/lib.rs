@@ -1,34 +1,13 @@
 //! pg_column_notify: a PostgreSQL extension that notifies listeners, with a JSON payload,
 //! when a watched column of a row really changes. This file only wires the modules.
 
-mod batch;
-mod builtin_functions;
-mod catalog;
-mod change_detection;
-mod datum_image;
-mod ddl_events;
-mod durable_channels;
+mod api;
+mod delivery;
 mod errors;
-mod event_log;
-mod events;
-mod function_info;
-mod internal_sql;
-mod json_array;
-mod json_datetime;
-mod json_encoder;
-mod json_text;
-mod notify;
-mod payload;
-mod plan_cache;
-mod primary_key;
-mod row_values;
-mod server_text;
-mod transition_rows;
-mod trigger;
-mod trigger_naming;
-mod trigger_plan;
+mod json;
+mod pg;
+mod row;
 mod watch;
-mod watch_spec;
 
 ::pgrx::pg_module_magic!();
 
@@ -42,7 +21,7 @@ pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap)
 pgrx::extension_sql_file!(
     "../sql/api.sql",
     name = "api",
-    requires = [watch::install_watch]
+    requires = [watch::install::install_watch]
 );
 
 /// Required by `cargo pgrx test`.

@@ -6,9 +6,9 @@
 
 use std::ops::Range;
 
-use crate::datum_image::Images;
-use crate::row_values::RowValues;
-use crate::trigger_plan::{ColumnPlan, TriggerPlan};
+use crate::pg::datum_image::Images;
+use crate::row::row_values::RowValues;
+use crate::row::trigger_plan::{ColumnPlan, TriggerPlan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -36,23 +36,8 @@ pub struct Change {
     pub key_changed: bool,
 }
 
-/// Where a reduced payload may be cut. The members come in the order they are given up:
-/// `old` and `new` first, then `changed`, and the key (`id`, `new_id`) only when it alone
-/// cannot fit.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CutPoints {
-    /// After `op` and `event_id` (just after the opening brace when there are neither).
-    operation_end: usize,
-    /// After `schema`, `table`, `partition`.
-    table_end: usize,
-    /// After `id` (and `new_id`).
-    identity_end: usize,
-    /// After `changed`.
-    changed_end: usize,
-}
-
 /// Renders the full payload of `change` into the plan's buffer (no size limit yet: this is
-/// what a durable watch stores); [`fit_for_notify`] then makes it a notification.
+/// what a durable watch stores); `delivery::deliver` then fits it to a notification.
 ///
 /// # Safety
 /// The plan's `old`/`new` rows must hold the tuples of this trigger call.
@@ -133,34 +118,6 @@ fn push_key(payload: &mut Vec<u8>, key: &[u8]) {
         payload.push(b',');
     }
     payload.extend_from_slice(key);
-}
-
-/// Makes the rendered payload fit a notification: shorter than `limit` bytes (PostgreSQL's
-/// limit, or less when the payload goes into a batch). A payload that would reach it is cut
-/// after the last part that fits and marked `"truncated":true`: without `old` and `new`,
-/// else also without `changed`; a key too long to fit even alone goes too, and
-/// `"id_truncated":true` says so.
-pub fn fit(payload: &mut Vec<u8>, cut: CutPoints, limit: usize) {
-    const TRUNCATED: &[u8] = b"\"truncated\":true}";
-    const ID_TRUNCATED: &[u8] = b"\"truncated\":true,\"id_truncated\":true}";
-    // No NUL can be inside: JSON escaping writes control characters as \u00XX, and text
-    // values (which verbatim json and type outputs are) never hold a NUL byte.
-    debug_assert!(!payload.contains(&0));
-    if payload.len() < limit {
-        return;
-    }
-    // The cut keeps at least the opening brace; a comma may precede the marker.
-    let fits = |end: usize, marker: &[u8]| end + 1 + marker.len() < limit;
-    let (keep, marker) = [
-        (cut.changed_end, TRUNCATED),
-        (cut.identity_end, TRUNCATED),
-        (cut.table_end, ID_TRUNCATED),
-    ]
-    .into_iter()
-    .find(|&(end, marker)| fits(end, marker))
-    .unwrap_or((cut.operation_end, ID_TRUNCATED));
-    payload.truncate(keep);
-    push_key(payload, marker);
 }
 
 /// `row_to_json` of a row: its shown columns (all of them unless the watch shapes the

@@ -5,7 +5,7 @@
 
 use pgrx::pg_sys;
 
-use crate::json_encoder::ColumnEncoder;
+use crate::json::encoder::ColumnEncoder;
 
 pub struct ArrayEncoder {
     element_type: pg_sys::Oid,

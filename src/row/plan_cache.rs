@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pgrx::pg_sys;
 
-use crate::trigger_plan::TriggerPlan;
+use crate::row::trigger_plan::TriggerPlan;
 
 /// More plans than a session normally uses; past it, the least recently used is dropped.
 const MAX_KEPT_PLANS: usize = 64;

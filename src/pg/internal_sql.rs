@@ -61,3 +61,11 @@ pub fn as_extension_owner<R>(work: impl FnOnce() -> R) -> R {
     unsafe { pg_sys::SetUserIdAndSecContext(user, security_context) };
     result
 }
+
+/// The value of a one-row query, `None` when it found no row.
+pub fn none_when_no_row<T>(result: pgrx::spi::Result<Option<T>>) -> pgrx::spi::Result<Option<T>> {
+    match result {
+        Err(pgrx::spi::Error::InvalidPosition) => Ok(None),
+        other => other,
+    }
+}

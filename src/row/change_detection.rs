@@ -5,8 +5,8 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
-use crate::builtin_functions::{function_info, output_function};
-use crate::datum_image::{Images, Storage};
+use crate::pg::builtin_functions::{function_info, output_function};
+use crate::pg::datum_image::{Images, Storage};
 
 pub enum Equality {
     /// Types whose `=` is identity of the stored value (integers, bool, uuid, dates,

@@ -3,7 +3,7 @@
 
 use pgrx::pg_sys;
 
-use crate::row_values::RowValues;
+use crate::row::row_values::RowValues;
 
 pub struct TransitionRows {
     old: Option<(*mut pg_sys::Tuplestorestate, *mut pg_sys::TupleTableSlot)>,

@@ -10,22 +10,22 @@ use pgrx::{PgRelation, PgTupleDesc};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
-use crate::batch::Batch;
-use crate::catalog;
-use crate::change_detection::Equality;
-use crate::datum_image::Storage;
-use crate::durable_channels;
+use crate::delivery::batch::Batch;
+use crate::delivery::event_log::EventLog;
+use crate::delivery::fit::CutPoints;
+use crate::delivery::notify;
 use crate::errors::{warn_during_write, warn_missing_column, TriggerProtocolError};
-use crate::event_log::EventLog;
-use crate::internal_sql::with_safe_search_path;
-use crate::json_encoder::ColumnEncoder;
-use crate::json_text;
-use crate::notify;
-use crate::payload::{self, CutPoints};
-use crate::primary_key::primary_key_attnums;
-use crate::row_values::RowValues;
-use crate::server_text;
-use crate::watch_spec::WatchSpec;
+use crate::json::encoder::ColumnEncoder;
+use crate::json::text as json_text;
+use crate::pg::datum_image::Storage;
+use crate::pg::internal_sql::with_safe_search_path;
+use crate::pg::primary_key::primary_key_attnums;
+use crate::pg::server_text;
+use crate::row::change_detection::Equality;
+use crate::row::row_values::RowValues;
+use crate::watch::catalog;
+use crate::watch::durable_channels;
+use crate::watch::spec::WatchSpec;
 
 /// One user column of the table (dropped columns have none).
 pub struct ColumnPlan {
@@ -325,36 +325,6 @@ fn durable_channel_of(trigger: &pg_sys::Trigger, channel: &str, table: &str) -> 
         warn_during_write(report);
     }
     channel_id
-}
-
-impl TriggerPlan {
-    /// Queues the payload last rendered by [`crate::payload::render`]: as a notification of
-    /// its own, or into the batch.
-    pub fn deliver(&mut self) {
-        let limit = match self.batch {
-            Some(_) => Batch::CHANGE_LIMIT,
-            None => notify::MAX_PAYLOAD_BYTES,
-        };
-        payload::fit(&mut self.payload, self.cut_points, limit);
-        match self.batch.as_mut() {
-            Some(batch) => batch.add(&self.channel, &self.payload),
-            None => {
-                self.payload.push(0);
-                debug_assert!(CStr::from_bytes_with_nul(&self.payload).is_ok());
-                // SAFETY: the payload ends with the NUL just pushed and holds no other (see
-                // `payload::fit`); checking it would read the whole payload again.
-                let text = unsafe { CStr::from_bytes_with_nul_unchecked(&self.payload) };
-                notify::send(&self.channel, text);
-            }
-        }
-    }
-
-    /// Sends what the batch holds at the end of a trigger call.
-    pub fn send_batch(&mut self) {
-        if let Some(batch) = self.batch.as_mut() {
-            batch.send(&self.channel);
-        }
-    }
 }
 
 unsafe fn trigger_arguments(trigger: &pg_sys::Trigger) -> Vec<String> {

@@ -10,13 +10,14 @@ use std::ffi::CStr;
 use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys};
 
-use crate::catalog::{self, none_when_no_row, CatalogLayout, StoredWatch};
-use crate::function_info::call_context;
-use crate::server_text;
-use crate::watch::{self, WatchedTable};
+use crate::pg::function_info::call_context;
+use crate::pg::internal_sql::none_when_no_row;
+use crate::pg::server_text;
+use crate::watch::catalog::{self, CatalogLayout, StoredWatch};
+use crate::watch::install::{self, WatchedTable};
 
-crate::function_info::v1_function_info!(pg_finfo_column_notify_follow_renames);
-crate::function_info::v1_function_info!(pg_finfo_column_notify_forget_dropped);
+crate::pg::function_info::v1_function_info!(pg_finfo_column_notify_follow_renames);
+crate::pg::function_info::v1_function_info!(pg_finfo_column_notify_forget_dropped);
 
 /// `ddl_command_end` for ALTER TABLE: follows `RENAME COLUMN old TO new`.
 ///
@@ -111,7 +112,7 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
                                 catalog::table_display_name(table)
                             ))
                         );
-                        catalog::forget_watch(table, &stored.trigger);
+                        install::forget_watch(table, &stored.trigger);
                     } else {
                         reinstall_or_forget(table, &stored, remaining);
                     }
@@ -131,7 +132,7 @@ fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: St
         Ok(table)
     });
     match outcome {
-        Ok(table) => watch::install(
+        Ok(table) => install::install(
             &table,
             &changed.spec,
             changed.events,
@@ -147,7 +148,7 @@ fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: St
                     catalog::table_display_name(table_oid)
                 ))
             );
-            catalog::forget_watch(table_oid, &stored.trigger);
+            install::forget_watch(table_oid, &stored.trigger);
         }
     }
 }

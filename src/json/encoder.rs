@@ -6,11 +6,11 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
-use crate::builtin_functions::{builtin, function_info, output_function};
-use crate::datum_image::is_plain;
-use crate::json_array::ArrayEncoder;
-use crate::json_datetime;
-use crate::json_text;
+use crate::json::array::ArrayEncoder;
+use crate::json::datetime as json_datetime;
+use crate::json::text as json_text;
+use crate::pg::builtin_functions::{builtin, function_info, output_function};
+use crate::pg::datum_image::is_plain;
 
 /// Room `JsonEncodeDateTime` needs (`MAXDATELEN + 1`).
 const DATE_TIME_BUFFER: usize = pg_sys::MAXDATELEN as usize + 1;

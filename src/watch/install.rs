@@ -9,16 +9,16 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier};
 use pgrx::PgRelation;
 
-use crate::catalog::{self, table_display_name, CatalogLayout};
-use crate::durable_channels;
+use crate::delivery::notify::{self, ChannelProblem};
 use crate::errors::WatchError;
-use crate::events::Events;
-use crate::internal_sql::with_safe_search_path;
-use crate::notify::{self, ChannelProblem};
-use crate::primary_key::primary_key_attnums;
-use crate::server_text;
-use crate::trigger_naming::{numbered_trigger_name, trigger_name_for};
-use crate::watch_spec::WatchSpec;
+use crate::pg::internal_sql::with_safe_search_path;
+use crate::pg::primary_key::primary_key_attnums;
+use crate::pg::server_text;
+use crate::watch::catalog::{self, table_display_name, CatalogLayout};
+use crate::watch::durable_channels;
+use crate::watch::events::Events;
+use crate::watch::spec::WatchSpec;
+use crate::watch::trigger_naming::{numbered_trigger_name, trigger_name_for};
 
 /// 0.1.0's `watch_column(regclass, name, text)`, kept so that a database still on 0.1.0
 /// goes on working with this library until `ALTER EXTENSION pg_column_notify UPDATE`.
@@ -458,6 +458,16 @@ fn unique_trigger_name(table: pg_sys::Oid, columns: &[String]) -> String {
         .map(|n| numbered_trigger_name(&base, n))
         .find(|name| !taken.contains(name))
         .expect("some number gives a free name")
+}
+
+/// Removes one watch: its trigger, when the table is still there, and its catalog row.
+pub fn forget_watch(table_oid: pg_sys::Oid, trigger: &str) {
+    if let Ok(table) = WatchedTable::open(table_oid) {
+        drop_trigger(&table, trigger);
+    }
+    if let Some(channel) = catalog::forget_watch_row(table_oid, trigger) {
+        durable_channels::release_unused(&channel);
+    }
 }
 
 pub fn drop_trigger(table: &WatchedTable, trigger: &str) {

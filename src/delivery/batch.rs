@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 
-use crate::notify::{self, MAX_PAYLOAD_BYTES};
+use crate::delivery::notify::{self, MAX_PAYLOAD_BYTES};
 
 const OPENING: &[u8] = br#"{"changes":["#;
 const CLOSING: &[u8] = b"]}\0";

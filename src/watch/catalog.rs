@@ -5,14 +5,13 @@ use std::ffi::CStr;
 
 use pgrx::prelude::*;
 
-use crate::durable_channels;
-use crate::events::Events;
-use crate::internal_sql::as_extension_owner;
-use crate::server_text::{
+use crate::pg::internal_sql::{as_extension_owner, none_when_no_row};
+use crate::pg::server_text::{
     self, text_arg, text_array_arg, text_array_column, text_column, ServerText,
 };
-use crate::watch::{drop_trigger, WatchedTable};
-use crate::watch_spec::WatchSpec;
+use crate::watch::durable_channels;
+use crate::watch::events::Events;
+use crate::watch::spec::WatchSpec;
 
 /// A watch as the catalog records it.
 #[derive(Debug, Clone)]
@@ -221,22 +220,17 @@ pub fn forget_table(table: pg_sys::Oid) {
     }
 }
 
-/// Removes one watch: its trigger, when the table is still there, and its catalog row.
-pub fn forget_watch(table_oid: pg_sys::Oid, trigger: &str) {
-    if let Ok(table) = WatchedTable::open(table_oid) {
-        drop_trigger(&table, trigger);
-    }
-    let channel = none_when_no_row(Spi::get_one_with_args::<ServerText>(
+/// Removes the catalog row of one watch; returns its channel.
+pub fn forget_watch_row(table: pg_sys::Oid, trigger: &str) -> Option<String> {
+    none_when_no_row(Spi::get_one_with_args::<ServerText>(
         "DELETE FROM column_notify.watches
          WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid
            AND trigger_name OPERATOR(pg_catalog.=) $2
          RETURNING channel",
-        &[table_oid.into(), text_arg(trigger)],
+        &[table.into(), text_arg(trigger)],
     ))
-    .expect("forgetting a watch");
-    if let Some(channel) = channel {
-        durable_channels::release_unused(&server_text::decode(&channel.0));
-    }
+    .expect("forgetting a watch")
+    .map(|channel| server_text::decode(&channel.0))
 }
 
 /// The id of durable channel `channel` when trigger `trigger` is (or was cloned onto a
@@ -262,14 +256,6 @@ pub fn durable_channel_id(trigger: pg_sys::Oid, channel: &str) -> Option<i32> {
         )
     });
     none_when_no_row(found).expect("reading the catalog of watches")
-}
-
-/// The value of a one-row query, `None` when it found no row.
-pub fn none_when_no_row<T>(result: pgrx::spi::Result<Option<T>>) -> pgrx::spi::Result<Option<T>> {
-    match result {
-        Err(pgrx::spi::Error::InvalidPosition) => Ok(None),
-        other => other,
-    }
 }
 
 /// `table` and every table that inherits from it, at any depth (partitions included).

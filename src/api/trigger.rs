@@ -9,15 +9,15 @@
 
 use pgrx::{pg_guard, pg_sys};
 
+use crate::delivery::{self, event_log::EventLog};
 use crate::errors::TriggerProtocolError;
-use crate::event_log::EventLog;
-use crate::function_info::call_context;
-use crate::payload::{self, Change, Operation};
-use crate::plan_cache;
-use crate::transition_rows::TransitionRows;
-use crate::trigger_plan::TriggerPlan;
+use crate::pg::function_info::call_context;
+use crate::row::payload::{self, Change, Operation};
+use crate::row::plan_cache;
+use crate::row::transition_rows::TransitionRows;
+use crate::row::trigger_plan::TriggerPlan;
 
-crate::function_info::v1_function_info!(pg_finfo_notify_column_changed);
+crate::pg::function_info::v1_function_info!(pg_finfo_notify_column_changed);
 
 /// The trigger function. Declared in SQL by `sql/bootstrap.sql`.
 ///
@@ -39,7 +39,10 @@ pub unsafe extern "C-unwind" fn notify_column_changed(
             notify_for_statement(&mut plan, trigger_data, operation);
             pg_sys::Datum::from(0)
         };
-        plan.send_batch();
+        let TriggerPlan { batch, channel, .. } = &mut *plan;
+        if let Some(batch) = batch {
+            batch.send(channel);
+        }
         result
     }
 }
@@ -142,7 +145,12 @@ unsafe fn notify_change(plan: &mut TriggerPlan, operation: Operation) {
             log.append(&plan.channel, event_id, &plan.payload);
         }
     }
-    plan.deliver();
+    delivery::deliver(
+        &plan.channel,
+        &mut plan.payload,
+        plan.cut_points,
+        plan.batch.as_mut(),
+    );
 }
 
 unsafe fn trigger_data<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a pg_sys::TriggerData {

@@ -5,9 +5,9 @@
 
 use pgrx::prelude::*;
 
-use crate::catalog::none_when_no_row;
 use crate::errors::WatchError;
-use crate::server_text::{decode, text_arg, ServerText};
+use crate::pg::internal_sql::none_when_no_row;
+use crate::pg::server_text::{decode, text_arg, ServerText};
 
 /// Whether the database's extension has durable channels (0.3.0 and later; a database not
 /// yet updated keeps working with this library as before).

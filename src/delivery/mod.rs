@@ -1,0 +1,33 @@
+//! Sending what the trigger rendered: fitted to NOTIFY's limit, as a notification of its
+//! own or into a batch of changes; and the durable event log.
+
+use std::ffi::CStr;
+
+use batch::Batch;
+use fit::CutPoints;
+
+pub mod batch;
+pub mod event_log;
+pub mod fit;
+pub mod notify;
+
+/// Queues a rendered payload: reduced to fit if it must, as a notification of its own on
+/// `channel`, or into `batch`.
+pub fn deliver(channel: &CStr, payload: &mut Vec<u8>, cut: CutPoints, batch: Option<&mut Batch>) {
+    let limit = match batch {
+        Some(_) => Batch::CHANGE_LIMIT,
+        None => notify::MAX_PAYLOAD_BYTES,
+    };
+    fit::fit(payload, cut, limit);
+    match batch {
+        Some(batch) => batch.add(channel, payload),
+        None => {
+            payload.push(0);
+            debug_assert!(CStr::from_bytes_with_nul(payload).is_ok());
+            // SAFETY: the payload ends with the NUL just pushed and holds no other (see
+            // `fit::fit`); checking it would read the whole payload again.
+            let text = unsafe { CStr::from_bytes_with_nul_unchecked(payload) };
+            notify::send(channel, text);
+        }
+    }
+}

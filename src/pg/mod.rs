@@ -1,0 +1,9 @@
+//! Raw server interfaces the rest builds on: the function manager, built-in functions, the
+//! primary key, text in the database's encoding, and SQL run by the extension itself.
+
+pub mod builtin_functions;
+pub mod datum_image;
+pub mod function_info;
+pub mod internal_sql;
+pub mod primary_key;
+pub mod server_text;
