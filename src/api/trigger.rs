@@ -12,10 +12,12 @@ use pgrx::{pg_guard, pg_sys};
 use crate::delivery::{self, event_log::EventLog};
 use crate::errors::TriggerProtocolError;
 use crate::pg::function_info::call_context;
-use crate::row::payload::{self, Change, Operation};
-use crate::row::plan_cache;
+use crate::row::change_detection::changes_of_row;
+use crate::row::payload::{self, Operation};
+use crate::row::plan::TriggerPlan;
+use crate::row::plan_cache::{self, PreparedTrigger};
+use crate::row::scratch::CallScratch;
 use crate::row::transition_rows::TransitionRows;
-use crate::row::trigger_plan::TriggerPlan;
 
 crate::pg::function_info::v1_function_info!(pg_finfo_notify_column_changed);
 
@@ -28,63 +30,67 @@ crate::pg::function_info::v1_function_info!(pg_finfo_notify_column_changed);
 pub unsafe extern "C-unwind" fn notify_column_changed(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    unsafe {
-        let trigger_data = trigger_data(fcinfo);
-        let event = trigger_data.tg_event;
-        let operation = operation(event);
-        let mut plan = plan_cache::take(&*trigger_data.tg_trigger, trigger_data.tg_relation);
-        let result = if event & pg_sys::TRIGGER_EVENT_ROW != 0 {
-            notify_for_row(&mut plan, trigger_data, operation)
-        } else {
-            notify_for_statement(&mut plan, trigger_data, operation);
-            pg_sys::Datum::from(0)
-        };
-        let TriggerPlan { batch, channel, .. } = &mut *plan;
-        if let Some(batch) = batch {
-            batch.send(channel);
-        }
-        result
+    // SAFETY: the function manager passes a valid call; its context is checked there.
+    let trigger_data = unsafe { trigger_data(fcinfo) };
+    let event = trigger_data.tg_event;
+    let operation = operation(event);
+    // SAFETY: the trigger manager passes the fired trigger and its open relation.
+    let mut prepared =
+        unsafe { plan_cache::take(&*trigger_data.tg_trigger, trigger_data.tg_relation) };
+    let PreparedTrigger { plan, scratch } = &mut *prepared;
+    let result = if event & pg_sys::TRIGGER_EVENT_ROW != 0 {
+        // SAFETY: fired for a row, so the trigger data holds that row's tuples.
+        unsafe { notify_for_row(plan, scratch, trigger_data, operation) }
+    } else {
+        // SAFETY: fired for a statement; the transition tables are checked there.
+        unsafe { notify_for_statement(plan, scratch, trigger_data, operation) };
+        pg_sys::Datum::from(0)
+    };
+    if let Some(batch) = scratch.batch.as_mut() {
+        batch.send(&plan.channel);
     }
+    result
 }
 
-/// Which row images an operation has: (old, new).
-fn images(operation: Operation) -> (bool, bool) {
-    match operation {
-        Operation::Update => (true, true),
-        Operation::Insert => (false, true),
-        Operation::Delete => (true, false),
-    }
-}
-
+/// # Safety
+/// `trigger_data` must be that of a row trigger call on the plan's table.
 unsafe fn notify_for_row(
     plan: &mut TriggerPlan,
+    scratch: &mut CallScratch,
     trigger_data: &pg_sys::TriggerData,
     operation: Operation,
 ) -> pg_sys::Datum {
+    // SAFETY: the trigger's relation is open for the whole call.
     let descriptor = unsafe { (*trigger_data.tg_relation).rd_att };
     let returned_tuple = match operation {
         Operation::Update => trigger_data.tg_newtuple,
         Operation::Insert | Operation::Delete => trigger_data.tg_trigtuple,
     };
-    let (has_old, has_new) = images(operation);
+    let (has_old, has_new) = operation.images();
+    // SAFETY: for an UPDATE or DELETE the trigger tuple is the old row, for an UPDATE the
+    // new tuple the new one, for an INSERT the trigger tuple the new one: all tuples of
+    // `descriptor`, valid for the call, which is the width the scratch was made for.
     unsafe {
         if has_old {
-            plan.old.load(trigger_data.tg_trigtuple, descriptor);
+            scratch.old.load(trigger_data.tg_trigtuple, descriptor);
         }
         if has_new {
-            plan.new.load(returned_tuple, descriptor);
+            scratch.new.load(returned_tuple, descriptor);
         }
-        notify_change(plan, operation);
+        notify_change(plan, scratch, operation);
     }
     pg_sys::Datum::from(returned_tuple)
 }
 
+/// # Safety
+/// `trigger_data` must be that of a statement trigger call on the plan's table.
 unsafe fn notify_for_statement(
     plan: &mut TriggerPlan,
+    scratch: &mut CallScratch,
     trigger_data: &pg_sys::TriggerData,
     operation: Operation,
 ) {
-    let (has_old, has_new) = images(operation);
+    let (has_old, has_new) = operation.images();
     let old_rows = if has_old {
         trigger_data.tg_oldtable
     } else {
@@ -98,62 +104,44 @@ unsafe fn notify_for_statement(
     if (has_old && old_rows.is_null()) || (has_new && new_rows.is_null()) {
         TriggerProtocolError::MissingTransitionTables.report()
     }
+    // SAFETY: the relation is open for the call, and the transition tables it names are
+    // those of this statement, whose rows have the relation's descriptor.
     unsafe {
         let descriptor = (*trigger_data.tg_relation).rd_att;
         let mut rows = TransitionRows::open(old_rows, new_rows, descriptor);
-        while rows.next(&mut plan.old, &mut plan.new) {
-            rows.in_row_context(|| notify_change(plan, operation));
+        while rows.next(&mut scratch.old, &mut scratch.new) {
+            rows.in_row_context(|| notify_change(plan, scratch, operation));
         }
     }
 }
 
-/// Compares, renders and queues the notification for the row loaded into the plan.
-unsafe fn notify_change(plan: &mut TriggerPlan, operation: Operation) {
-    let (has_old, has_new) = images(operation);
-    plan.changed.clear();
-    let mut key_changed = false;
-    unsafe {
-        if operation == Operation::Update {
-            for (position, watched) in plan.watched.iter_mut().enumerate() {
-                let index = plan.columns[watched.column].index;
-                if watched
-                    .equality
-                    .distinct(plan.old.get(index), plan.new.get(index))
-                {
-                    plan.changed.push(position);
-                }
-            }
-            if plan.changed.is_empty() {
-                return;
-            }
-            for (&column, equality) in plan.key.iter().zip(plan.key_equality.iter_mut()) {
-                let index = plan.columns[column].index;
-                key_changed |= equality.distinct(plan.old.get(index), plan.new.get(index));
-            }
-        } else {
-            plan.changed.extend(0..plan.watched.len());
-        }
-        let change = Change {
-            operation,
-            has_old,
-            has_new,
-            key_changed,
-        };
-        let event_id = plan.event_log.as_mut().map(EventLog::next_event_id);
-        payload::render(plan, &change, event_id);
-        if let (Some(log), Some(event_id)) = (plan.event_log.as_mut(), event_id) {
-            log.append(&plan.channel, event_id, &plan.payload);
-        }
+/// Compares, renders and queues the notification for the row loaded into the scratch.
+///
+/// # Safety
+/// The scratch's `old`/`new` rows must hold the tuples of this trigger call.
+unsafe fn notify_change(plan: &mut TriggerPlan, scratch: &mut CallScratch, operation: Operation) {
+    // SAFETY: the caller's obligation.
+    let Some(change) = (unsafe { changes_of_row(plan, scratch, operation) }) else {
+        return;
+    };
+    let event_id = plan.event_log.as_mut().map(EventLog::next_event_id);
+    // SAFETY: the caller's obligation.
+    unsafe { payload::render(plan, scratch, &change, event_id) };
+    if let (Some(log), Some(event_id)) = (plan.event_log.as_mut(), event_id) {
+        log.append(&plan.channel, event_id, &scratch.payload);
     }
     delivery::deliver(
         &plan.channel,
-        &mut plan.payload,
-        plan.cut_points,
-        plan.batch.as_mut(),
+        &mut scratch.payload,
+        scratch.cut_points,
+        scratch.batch.as_mut(),
     );
 }
 
+/// # Safety
+/// `fcinfo` must be a call from the function manager.
 unsafe fn trigger_data<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a pg_sys::TriggerData {
+    // SAFETY: the caller's obligation; the node's tag is checked before the cast.
     unsafe { call_context(fcinfo, pg_sys::NodeTag::T_TriggerData) }
         .unwrap_or_else(|| TriggerProtocolError::NotATrigger.report())
 }

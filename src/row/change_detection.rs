@@ -7,6 +7,9 @@ use pgrx::pg_sys;
 
 use crate::pg::builtin_functions::{function_info, output_function};
 use crate::pg::datum_image::{Images, Storage};
+use crate::row::payload::{Change, Operation};
+use crate::row::plan::TriggerPlan;
+use crate::row::scratch::CallScratch;
 
 pub enum Equality {
     /// Types whose `=` is identity of the stored value (integers, bool, uuid, dates,
@@ -128,4 +131,51 @@ fn is_identity_equality(procedure: pg_sys::Oid, collation: pg_sys::Oid) -> bool 
     procedure == pg_sys::F_TEXTEQ
         && (collation == pg_sys::InvalidOid
             || unsafe { pg_sys::get_collation_isdeterministic(collation) })
+}
+
+/// Which watched columns of the row loaded into `scratch` changed (into `scratch.changed`),
+/// and whether its key did. For an INSERT or a DELETE every watched column counts.
+/// Returns `None` for an UPDATE that changed no watched column.
+///
+/// # Safety
+/// The scratch's `old`/`new` rows must hold the tuples of this trigger call.
+pub unsafe fn changes_of_row(
+    plan: &mut TriggerPlan,
+    scratch: &mut CallScratch,
+    operation: Operation,
+) -> Option<Change> {
+    let (has_old, has_new) = operation.images();
+    scratch.changed.clear();
+    let mut key_changed = false;
+    if operation == Operation::Update {
+        for (position, watched) in plan.watched.iter_mut().enumerate() {
+            let index = plan.columns[watched.column].index;
+            // SAFETY: both rows hold this call's tuples (the caller's obligation).
+            let distinct = unsafe {
+                watched
+                    .equality
+                    .distinct(scratch.old.get(index), scratch.new.get(index))
+            };
+            if distinct {
+                scratch.changed.push(position);
+            }
+        }
+        if scratch.changed.is_empty() {
+            return None;
+        }
+        for (&column, equality) in plan.key.iter().zip(plan.key_equality.iter_mut()) {
+            let index = plan.columns[column].index;
+            // SAFETY: as above.
+            key_changed |=
+                unsafe { equality.distinct(scratch.old.get(index), scratch.new.get(index)) };
+        }
+    } else {
+        scratch.changed.extend(0..plan.watched.len());
+    }
+    Some(Change {
+        operation,
+        has_old,
+        has_new,
+        key_changed,
+    })
 }

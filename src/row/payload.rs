@@ -7,8 +7,9 @@
 use std::ops::Range;
 
 use crate::pg::datum_image::Images;
+use crate::row::plan::{ColumnPlan, TriggerPlan};
 use crate::row::row_values::RowValues;
-use crate::row::trigger_plan::{ColumnPlan, TriggerPlan};
+use crate::row::scratch::CallScratch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -18,6 +19,15 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Which row images the operation has: (old, new).
+    pub fn images(self) -> (bool, bool) {
+        match self {
+            Self::Update => (true, true),
+            Self::Insert => (false, true),
+            Self::Delete => (true, false),
+        }
+    }
+
     /// The `op` member, written as is on every row.
     fn member(self) -> &'static [u8] {
         match self {
@@ -40,23 +50,31 @@ pub struct Change {
 /// what a durable watch stores); `delivery::deliver` then fits it to a notification.
 ///
 /// # Safety
-/// The plan's `old`/`new` rows must hold the tuples of this trigger call.
-pub unsafe fn render(plan: &mut TriggerPlan, change: &Change, event_id: Option<i64>) {
+/// The scratch's `old`/`new` rows must hold the tuples of this trigger call.
+pub unsafe fn render(
+    plan: &mut TriggerPlan,
+    scratch: &mut CallScratch,
+    change: &Change,
+    event_id: Option<i64>,
+) {
     let TriggerPlan {
         metadata,
         table_members,
         columns,
         shown,
         watched,
-        changed,
         key,
+        ..
+    } = plan;
+    let CallScratch {
+        changed,
         old,
         new,
         payload,
         old_spans,
         cut_points,
         ..
-    } = plan;
+    } = scratch;
     payload.clear();
     let identity_row = if change.has_old { &*old } else { &*new };
 

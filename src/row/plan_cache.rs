@@ -5,7 +5,8 @@
 //! Any catalog change that could alter a plan (of a relation, type, function, cast, operator
 //! or schema) makes every kept plan stale, and the next call builds its plan again. A call
 //! takes its plan out of the cache and puts it back when it returns, so a nested call of
-//! the same trigger builds a plan of its own, and a call that fails drops its plan.
+//! the same trigger builds a plan of its own, and a call that fails drops its plan with its
+//! scratch.
 
 use std::cell::RefCell;
 use std::mem::ManuallyDrop;
@@ -14,7 +15,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pgrx::pg_sys;
 
-use crate::row::trigger_plan::TriggerPlan;
+use crate::row::plan::TriggerPlan;
+use crate::row::scratch::CallScratch;
+
+/// A trigger's plan with the scratch its calls write, kept together so that a call
+/// allocates nothing.
+pub struct PreparedTrigger {
+    pub plan: TriggerPlan,
+    pub scratch: CallScratch,
+}
 
 /// More plans than a session normally uses; past it, the least recently used is dropped.
 const MAX_KEPT_PLANS: usize = 64;
@@ -24,7 +33,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 static CALLBACKS_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 /// A kept plan with the generation it was built in.
-type KeptPlan = (u64, Box<TriggerPlan>);
+type KeptPlan = (u64, Box<PreparedTrigger>);
 
 thread_local! {
     /// The kept plans, the most recently used last. Never dropped: at the backend's exit
@@ -34,22 +43,23 @@ thread_local! {
 }
 
 /// A plan taken for one trigger call; it goes back to the cache when dropped, unless the
-/// call is failing (its batch or buffers may then be half-written).
+/// call is failing: its scratch may then be half-written, and a function the plan calls may
+/// have failed halfway through its own cache.
 pub struct PlanInUse {
     generation: u64,
-    plan: Option<Box<TriggerPlan>>,
+    plan: Option<Box<PreparedTrigger>>,
 }
 
 impl Deref for PlanInUse {
-    type Target = TriggerPlan;
+    type Target = PreparedTrigger;
 
-    fn deref(&self) -> &TriggerPlan {
+    fn deref(&self) -> &PreparedTrigger {
         self.plan.as_ref().expect("the plan is there until drop")
     }
 }
 
 impl DerefMut for PlanInUse {
-    fn deref_mut(&mut self) -> &mut TriggerPlan {
+    fn deref_mut(&mut self) -> &mut PreparedTrigger {
         self.plan.as_mut().expect("the plan is there until drop")
     }
 }
@@ -63,7 +73,7 @@ impl Drop for PlanInUse {
         KEPT.with(|kept| {
             let mut kept = kept.borrow_mut();
             // A nested call of the same trigger may have put its plan back meanwhile.
-            kept.retain(|(_, other)| other.key() != plan.key());
+            kept.retain(|(_, other)| other.plan.key() != plan.plan.key());
             if kept.len() >= MAX_KEPT_PLANS {
                 kept.remove(0);
             }
@@ -83,12 +93,16 @@ pub unsafe fn take(trigger: &pg_sys::Trigger, relation: pg_sys::Relation) -> Pla
     let generation = GENERATION.load(Ordering::Relaxed);
     let kept = KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
-        let at = kept.iter().position(|(_, plan)| plan.key() == key)?;
+        let at = kept.iter().position(|(_, kept)| kept.plan.key() == key)?;
         Some(kept.remove(at))
     });
     let plan = match kept {
         Some((built_in, plan)) if built_in == generation => plan,
-        _ => Box::new(unsafe { TriggerPlan::build(trigger, relation) }),
+        _ => {
+            let plan = unsafe { TriggerPlan::build(trigger, relation) };
+            let scratch = CallScratch::for_plan(&plan);
+            Box::new(PreparedTrigger { plan, scratch })
+        }
     };
     PlanInUse {
         generation,

@@ -1,6 +1,8 @@
-//! Everything the trigger works out once and reuses for every row: the channel, the watched
-//! and key columns, and how each column is compared and rendered. The session keeps it
-//! from statement to statement (see `plan_cache.rs`).
+//! What the trigger works out once about its watch and table and reuses for every row: the
+//! channel, the watched and key columns, how each column is compared and rendered, and
+//! where durable events go. Built once, never written by a call (its function-manager
+//! entries keep their own caches); the per-call buffers are `scratch.rs`'s. The session
+//! keeps it from statement to statement (see `plan_cache.rs`).
 
 use std::ffi::{CStr, CString};
 
@@ -10,9 +12,7 @@ use pgrx::{PgRelation, PgTupleDesc};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
-use crate::delivery::batch::Batch;
 use crate::delivery::event_log::EventLog;
-use crate::delivery::fit::CutPoints;
 use crate::delivery::notify;
 use crate::errors::{warn_during_write, warn_missing_column, TriggerProtocolError};
 use crate::json::encoder::ColumnEncoder;
@@ -22,7 +22,6 @@ use crate::pg::internal_sql::with_safe_search_path;
 use crate::pg::primary_key::primary_key_attnums;
 use crate::pg::server_text;
 use crate::row::change_detection::Equality;
-use crate::row::row_values::RowValues;
 use crate::watch::catalog;
 use crate::watch::durable_channels;
 use crate::watch::spec::WatchSpec;
@@ -56,25 +55,16 @@ pub struct TriggerPlan {
     /// Positions in `columns` of the columns shown in `old` and `new`, in table order.
     pub shown: Vec<usize>,
     pub watched: Vec<WatchedColumn>,
-    /// Positions in `watched` of the columns that changed in the current row.
-    pub changed: Vec<usize>,
     /// Positions in `columns` of the key, in key order; empty when the table has none.
     pub key: Vec<usize>,
     /// Equality of each key column, to notice a changed key.
     pub key_equality: Vec<Equality>,
-    pub old: RowValues,
-    pub new: RowValues,
-    /// The payload being written, reused from row to row.
-    pub payload: Vec<u8>,
-    /// Where each column's value of the `old` image lies in `payload`, so the `new` image
-    /// can copy the rendering of every value that did not change.
-    pub old_spans: Vec<std::ops::Range<usize>>,
-    /// Where the payload being written may be cut to fit a notification.
-    pub cut_points: CutPoints,
     /// For durable watches: where events are appended.
     pub event_log: Option<EventLog>,
-    /// For batched watches: the notification being filled.
-    pub batch: Option<Batch>,
+    /// Whether the changes of a call are packed into batches (`batch=true`).
+    pub batched: bool,
+    /// The width of the table's rows (dropped columns included).
+    pub width: usize,
     /// Where PostgreSQL allocated what the plan needs (function call information).
     memory_context: pg_sys::MemoryContext,
 }
@@ -231,17 +221,12 @@ impl TriggerPlan {
             table_members,
             columns,
             shown,
-            changed: Vec::with_capacity(watched.len()),
             watched,
             key,
             key_equality,
-            old: RowValues::with_width(descriptor.len()),
-            new: RowValues::with_width(descriptor.len()),
-            payload: Vec::with_capacity(1024),
-            old_spans: Vec::with_capacity(descriptor.len()),
-            cut_points: CutPoints::default(),
             event_log,
-            batch: spec.batch.then(Batch::new),
+            batched: spec.batch,
+            width: descriptor.len(),
             memory_context,
         }
     }
