@@ -11,7 +11,7 @@ use pgrx::{pg_guard, pg_sys};
 
 use crate::delivery::{self, event_log::EventLog};
 use crate::errors::TriggerProtocolError;
-use crate::pg::function_info::call_context;
+use crate::pg::v1_call::call_context;
 use crate::row::change_detection::changes_of_row;
 use crate::row::payload::{self, Operation};
 use crate::row::plan::TriggerPlan;
@@ -19,7 +19,7 @@ use crate::row::plan_cache::{self, PreparedTrigger};
 use crate::row::scratch::CallScratch;
 use crate::row::transition_rows::TransitionRows;
 
-crate::pg::function_info::v1_function_info!(pg_finfo_notify_column_changed);
+crate::pg::v1_call::v1_function_info!(pg_finfo_notify_column_changed);
 
 /// The trigger function. Declared in SQL by `sql/bootstrap.sql`.
 ///

@@ -3,7 +3,7 @@
 
 pub mod builtin_functions;
 pub mod datum_image;
-pub mod function_info;
 pub mod internal_sql;
 pub mod primary_key;
 pub mod server_text;
+pub mod v1_call;

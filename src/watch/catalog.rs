@@ -1,5 +1,6 @@
-//! Reading and pruning the catalog of watches (`column_notify.watches`) for the event
-//! triggers; `watch.rs` writes it when watches are installed.
+//! Data access to the catalog of watches (`column_notify.watches`): recording, reading and
+//! forgetting rows, and the trigger's look-up of a durable watch. No DDL: the triggers
+//! themselves are `install.rs`'s.
 
 use std::ffi::CStr;
 

@@ -1,4 +1,5 @@
-//! The row events a watch fires on: `update` by default, `insert` and `delete` on request.
+//! The trigger events (`events` option) a watch fires on: `update` by default, `insert` and
+//! `delete` on request.
 
 use crate::errors::WatchError;
 

@@ -1,5 +1,5 @@
-//! `watch_column`, `watch_columns`, `unwatch_column`: install and remove the trigger of a
-//! watch, and keep the extension's catalog (`column_notify.watches`) in step, in the
+//! `watch_column`, `watch_columns`, `unwatch_column`: check the table and the watch, then
+//! create or drop the watch's trigger (the DDL) and record it in the catalog, in the
 //! caller's transaction and with the caller's rights. Every input is checked before
 //! anything is changed, so a refused call leaves nothing behind.
 
@@ -147,7 +147,7 @@ impl WatchRequest {
             Some((trigger, _)) => trigger.clone(),
             None => unique_trigger_name(table.oid, &spec.columns),
         };
-        install(&table, &spec, events, &trigger, layout);
+        create_or_replace_trigger(&table, &spec, events, &trigger, layout);
         if let Some((_, channel)) = replaced {
             durable_channels::release_unused(&channel);
         }
@@ -364,7 +364,7 @@ fn first_duplicate(names: &[String]) -> Option<&str> {
 }
 
 /// Creates or replaces the trigger `trigger` for `spec` and records the watch.
-pub fn install(
+pub fn create_or_replace_trigger(
     table: &WatchedTable,
     spec: &WatchSpec,
     events: Events,

@@ -2,7 +2,8 @@
 //! limit even for long column names; `watch.rs` numbers it when the name is taken.
 
 const PREFIX: &str = "column_notify_";
-const MAX_NAME_BYTES: usize = 63;
+/// Longer identifiers are truncated by PostgreSQL (`NAMEDATALEN` - 1).
+const MAX_NAME_BYTES: usize = pgrx::pg_sys::NAMEDATALEN as usize - 1;
 
 /// `column_notify_<col>[_<col>...]`; when that is too long, a prefix of it followed by a
 /// hash of the full column list, so distinct column lists keep distinct names.

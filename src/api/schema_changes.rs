@@ -10,14 +10,14 @@ use std::ffi::CStr;
 use pgrx::prelude::*;
 use pgrx::{pg_guard, pg_sys};
 
-use crate::pg::function_info::call_context;
 use crate::pg::internal_sql::none_when_no_row;
 use crate::pg::server_text;
+use crate::pg::v1_call::call_context;
 use crate::watch::catalog::{self, CatalogLayout, StoredWatch};
 use crate::watch::install::{self, WatchedTable};
 
-crate::pg::function_info::v1_function_info!(pg_finfo_column_notify_follow_renames);
-crate::pg::function_info::v1_function_info!(pg_finfo_column_notify_forget_dropped);
+crate::pg::v1_call::v1_function_info!(pg_finfo_column_notify_follow_renames);
+crate::pg::v1_call::v1_function_info!(pg_finfo_column_notify_forget_dropped);
 
 /// `ddl_command_end` for ALTER TABLE: follows `RENAME COLUMN old TO new`.
 ///
@@ -132,7 +132,7 @@ fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: St
         Ok(table)
     });
     match outcome {
-        Ok(table) => install::install(
+        Ok(table) => install::create_or_replace_trigger(
             &table,
             &changed.spec,
             changed.events,
