@@ -94,9 +94,11 @@ pub unsafe fn render(
     cut_points.table_end = payload.len();
 
     push_key(payload, br#""id":"#);
+    // SAFETY: the rows hold this call's tuples (the caller's obligation), as below.
     unsafe { push_row_key(payload, columns, key, identity_row) };
     if change.key_changed {
         payload.extend_from_slice(br#","new_id":"#);
+        // SAFETY: as above.
         unsafe { push_row_key(payload, columns, key, new) };
     }
     cut_points.identity_end = payload.len();
@@ -116,6 +118,7 @@ pub unsafe fn render(
     payload.extend_from_slice(br#","old":"#);
     old_spans.clear();
     if change.has_old {
+        // SAFETY: as above.
         unsafe { push_row(payload, columns, shown, old, Some(old_spans), None) };
     } else {
         payload.extend_from_slice(b"null");
@@ -123,6 +126,7 @@ pub unsafe fn render(
     payload.extend_from_slice(br#","new":"#);
     if change.has_new {
         let reuse = change.has_old.then_some((&*old, old_spans.as_slice()));
+        // SAFETY: as above.
         unsafe { push_row(payload, columns, shown, new, None, reuse) };
     } else {
         payload.extend_from_slice(b"null");
@@ -162,6 +166,7 @@ unsafe fn push_row(
         let reusable = reuse.and_then(|(old, old_spans)| {
             let same = match (old.get(column.index), row.get(column.index)) {
                 (None, None) => true,
+                // SAFETY: both are values of this column, of the storage the plan read for it.
                 (Some(a), Some(b)) => (unsafe { column.storage.compare(a, b) }) == Images::Same,
                 _ => false,
             };
@@ -169,6 +174,7 @@ unsafe fn push_row(
         });
         match reusable {
             Some(span) => out.extend_from_within(span),
+            // SAFETY: the row holds this call's tuple (the caller's obligation).
             None => unsafe { push_value(out, column, row) },
         }
         if let Some(spans) = spans.as_deref_mut() {
@@ -188,6 +194,7 @@ unsafe fn push_row_key(
 ) {
     match key {
         [] => out.extend_from_slice(b"null"),
+        // SAFETY: as in `push_row`.
         [single] => unsafe { push_value(out, &mut columns[*single], row) },
         composite => {
             out.push(b'{');
@@ -197,6 +204,7 @@ unsafe fn push_row_key(
                 }
                 out.extend_from_slice(&columns[position].name_json);
                 out.push(b':');
+                // SAFETY: as in `push_row`.
                 unsafe { push_value(out, &mut columns[position], row) };
             }
             out.push(b'}');
@@ -206,6 +214,7 @@ unsafe fn push_row_key(
 
 unsafe fn push_value(out: &mut Vec<u8>, column: &mut ColumnPlan, row: &RowValues) {
     match row.get(column.index) {
+        // SAFETY: a non-null value of the column the encoder was made for.
         Some(value) => unsafe { column.encoder.encode(value, out) },
         None => out.extend_from_slice(b"null"),
     }

@@ -83,6 +83,7 @@ impl TriggerPlan {
     pub unsafe fn build(trigger: &pg_sys::Trigger, relation: pg_sys::Relation) -> TriggerPlan {
         // Made under the current context, so that it goes with it if the build fails, and
         // moved under the top context once the plan is complete.
+        // SAFETY: a new child of the current context, made inside the caller's transaction.
         let memory_context = unsafe {
             pg_sys::AllocSetContextCreateExtended(
                 pg_sys::CurrentMemoryContext,
@@ -92,6 +93,7 @@ impl TriggerPlan {
                 pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
             )
         };
+        // SAFETY: the trigger is the one being fired (the caller's obligation).
         let arguments = unsafe { trigger_arguments(trigger) };
         let spec = WatchSpec::from_arguments(&arguments)
             .unwrap_or_else(|error| TriggerProtocolError::BadArguments(error.to_string()).report());
@@ -100,7 +102,10 @@ impl TriggerPlan {
             TriggerProtocolError::BadChannel(spec.channel.clone()).report()
         }
 
+        // the relation is open for the whole build (the caller's obligation); `from_pg`
+        // only borrows it and does not close it.
         let table = unsafe { PgRelation::from_pg(relation) };
+        // SAFETY: an open relation's descriptor lives as long as the relation stays open.
         let descriptor = unsafe { PgTupleDesc::from_pg_unchecked((*relation).rd_att) };
         let mut columns = Vec::with_capacity(descriptor.len());
         for (index, attribute) in descriptor.iter().enumerate() {
@@ -116,6 +121,8 @@ impl TriggerPlan {
                     by_value: attribute.attbyval,
                     length: attribute.attlen,
                 },
+                // inside a transaction; the plan's context outlives the encoder (both go with
+                // the plan).
                 encoder: unsafe { ColumnEncoder::for_type(attribute.atttypid, memory_context) },
             });
         }
@@ -123,6 +130,7 @@ impl TriggerPlan {
             let attribute = descriptor
                 .get(column.index)
                 .expect("column index is in range");
+            // SAFETY: as for the encoders.
             unsafe {
                 Equality::for_column(
                     attribute.atttypid,
@@ -166,6 +174,7 @@ impl TriggerPlan {
 
         let key: Vec<usize> = match &spec.key {
             Some(names) => positions_of(names),
+            // SAFETY: the relation is open.
             None => unsafe { primary_key_attnums(relation) }
                 .into_iter()
                 .filter_map(|attnum| columns.iter().position(|c| c.index + 1 == attnum as usize))
@@ -197,6 +206,7 @@ impl TriggerPlan {
             .collect();
 
         let table_members = if spec.metadata {
+            // SAFETY: the relation is open.
             unsafe { table_members(&table) }
         } else {
             Vec::new()
@@ -205,13 +215,16 @@ impl TriggerPlan {
         let event_log = if !spec.durable {
             None
         } else if durable_channels::installed() {
+            // SAFETY: inside the trigger's transaction; the plan's context outlives the log.
             durable_channel_of(trigger, &spec.channel, &qualified_name).map(|channel_id| unsafe {
                 EventLog::open(memory_context, table.oid(), Some(channel_id))
             })
         } else {
+            // SAFETY: as above.
             Some(unsafe { EventLog::open(memory_context, table.oid(), None) })
         };
 
+        // SAFETY: the plan is complete: its context now lives until the plan is dropped.
         unsafe { pg_sys::MemoryContextSetParent(memory_context, pg_sys::TopMemoryContext) };
         TriggerPlan {
             trigger_oid: trigger.tgoid,
@@ -241,6 +254,9 @@ impl Drop for TriggerPlan {
 
 /// `"schema":"…","table":"…"`. A row of a partition is reported under the partitioned
 /// table at the root of its tree (the one that was watched), with `"partition":"…"`.
+///
+/// # Safety
+/// `table` must be open.
 unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
     let mut members = Vec::new();
     let mut push = |key: &[u8], value: &[u8]| {
@@ -250,6 +266,7 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
         json_text::push_key(&mut members, key);
         json_text::push_string(&mut members, value);
     };
+    // SAFETY: an open relation's pg_class row is loaded.
     let is_partition = unsafe { (*table.rd_rel).relispartition };
     if !is_partition {
         push(b"schema", relation_namespace(table));
@@ -265,6 +282,7 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
     .ok()
     .flatten()
     .unwrap_or(table.oid());
+    // SAFETY: the root of an open partition's tree exists, and is locked by the statement.
     let root = unsafe { PgRelation::open(root) };
     push(b"schema", relation_namespace(&root));
     push(b"table", relation_name(&root));
@@ -298,6 +316,7 @@ fn relation_namespace(relation: &PgRelation) -> &'static [u8] {
 fn durable_channel_of(trigger: &pg_sys::Trigger, channel: &str, table: &str) -> Option<i32> {
     let channel_id = catalog::durable_channel_id(trigger.tgoid, channel);
     if channel_id.is_none() {
+        // SAFETY: a trigger's name is a NUL-terminated NameData.
         let name = server_text::decode_cstr(unsafe { CStr::from_ptr(trigger.tgname) });
         let report = ErrorReport::new(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -312,8 +331,13 @@ fn durable_channel_of(trigger: &pg_sys::Trigger, channel: &str, table: &str) -> 
     channel_id
 }
 
+/// The trigger's arguments, decoded.
+///
+/// # Safety
+/// `trigger` must be a trigger as the trigger manager passes it.
 unsafe fn trigger_arguments(trigger: &pg_sys::Trigger) -> Vec<String> {
     (0..usize::try_from(trigger.tgnargs).unwrap_or(0))
+        // SAFETY: tgargs holds tgnargs NUL-terminated strings.
         .map(|i| server_text::decode_cstr(unsafe { CStr::from_ptr(*trigger.tgargs.add(i)) }))
         .collect()
 }

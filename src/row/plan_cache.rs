@@ -8,10 +8,9 @@
 //! the same trigger builds a plan of its own, and a call that fails drops its plan with its
 //! scratch.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pgrx::pg_sys;
 
@@ -28,14 +27,15 @@ pub struct PreparedTrigger {
 /// More plans than a session normally uses; past it, the least recently used is dropped.
 const MAX_KEPT_PLANS: usize = 64;
 
-/// Bumped by every catalog invalidation that could make a kept plan stale.
-static GENERATION: AtomicU64 = AtomicU64::new(0);
-static CALLBACKS_REGISTERED: AtomicBool = AtomicBool::new(false);
-
 /// A kept plan with the generation it was built in.
 type KeptPlan = (u64, Box<PreparedTrigger>);
 
+// Per-backend state: a backend runs on one thread, and the invalidation callbacks run on it.
 thread_local! {
+    /// Bumped by every catalog invalidation that could make a kept plan stale.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
+
     /// The kept plans, the most recently used last. Never dropped: at the backend's exit
     /// there is nothing to give back.
     static KEPT: RefCell<ManuallyDrop<Vec<KeptPlan>>> =
@@ -89,8 +89,9 @@ impl Drop for PlanInUse {
 /// `trigger` must be a trigger of `relation`, which must be open.
 pub unsafe fn take(trigger: &pg_sys::Trigger, relation: pg_sys::Relation) -> PlanInUse {
     register_callbacks();
+    // SAFETY: the relation is open (the caller's obligation).
     let key = (trigger.tgoid, unsafe { (*relation).rd_id });
-    let generation = GENERATION.load(Ordering::Relaxed);
+    let generation = GENERATION.get();
     let kept = KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
         let at = kept.iter().position(|(_, kept)| kept.plan.key() == key)?;
@@ -99,6 +100,7 @@ pub unsafe fn take(trigger: &pg_sys::Trigger, relation: pg_sys::Relation) -> Pla
     let plan = match kept {
         Some((built_in, plan)) if built_in == generation => plan,
         _ => {
+            // SAFETY: the caller's obligation, the same as `build`'s.
             let plan = unsafe { TriggerPlan::build(trigger, relation) };
             let scratch = CallScratch::for_plan(&plan);
             Box::new(PreparedTrigger { plan, scratch })
@@ -111,10 +113,12 @@ pub unsafe fn take(trigger: &pg_sys::Trigger, relation: pg_sys::Relation) -> Pla
 }
 
 fn register_callbacks() {
-    if CALLBACKS_REGISTERED.swap(true, Ordering::Relaxed) {
+    if CALLBACKS_REGISTERED.replace(true) {
         return;
     }
     use pg_sys::SysCacheIdentifier::*;
+    // SAFETY: registers callbacks that live as long as the backend (the library is never
+    // unloaded), once per backend.
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(relation_changed), pg_sys::Datum::from(0));
         for cache in [TYPEOID, PROCOID, CASTSOURCETARGET, OPEROID, NAMESPACEOID] {
@@ -128,7 +132,7 @@ fn register_callbacks() {
 }
 
 unsafe extern "C-unwind" fn relation_changed(_argument: pg_sys::Datum, _relation: pg_sys::Oid) {
-    GENERATION.fetch_add(1, Ordering::Relaxed);
+    GENERATION.set(GENERATION.get().wrapping_add(1));
 }
 
 unsafe extern "C-unwind" fn catalog_changed(
@@ -136,5 +140,5 @@ unsafe extern "C-unwind" fn catalog_changed(
     _cache: std::ffi::c_int,
     _hash: u32,
 ) {
-    GENERATION.fetch_add(1, Ordering::Relaxed);
+    GENERATION.set(GENERATION.get().wrapping_add(1));
 }
