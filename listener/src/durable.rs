@@ -15,10 +15,8 @@ use tokio_postgres::{Client, Row};
 use crate::backoff::Backoff;
 use crate::change::{split_batch, Change};
 use crate::client::connect_client;
-use crate::config::ListenerBuilder;
 use crate::error::Error;
-use crate::event::{ConnectionEvent, RawEvent};
-use crate::listener::RawListener;
+use crate::live::{ConnectionEvent, ListenerBuilder, RawEvent, RawListener};
 use crate::tls::TlsVerification;
 
 /// The default most events read from the log at once.

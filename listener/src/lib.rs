@@ -78,29 +78,26 @@
 mod backoff;
 mod change;
 mod client;
-mod config;
-mod connection;
 mod durable;
 mod error;
-mod event;
-mod listener;
+mod live;
 mod pool;
-mod reconnect;
 mod tls;
 
 pub use backoff::Backoff;
 pub use change::{split_batch, split_batch_str, Change, Op};
 pub use client::connect_client;
-pub use config::{HealthCheck, ListenerBuilder, DEFAULT_BUFFER};
 pub use durable::{
     DurableConsumer, DurableConsumerBuilder, DurableEvent, RawDurableEvent, StoredEvent,
     DEFAULT_BATCH_SIZE, DEFAULT_POLL_INTERVAL,
 };
 pub use error::Error;
-pub use event::{ConnectionEvent, Event, Notification, RawEvent};
 /// The stream trait that listeners implement (use `futures_util::StreamExt` for `next`).
 pub use futures_util::Stream;
-pub use listener::{Listener, RawListener};
+pub use live::{
+    ConnectionEvent, Event, HealthCheck, Listener, ListenerBuilder, Notification, RawEvent,
+    RawListener, DEFAULT_BUFFER,
+};
 pub use pool::{HandlerPool, PoolStats};
 pub use tls::TlsVerification;
 /// The PostgreSQL client of [`connect_client`], re-exported so that versions match.

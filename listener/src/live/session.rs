@@ -11,9 +11,9 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, Client, Connection, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::Settings;
+use super::events::{Notification, RawEvent};
+use super::settings::Settings;
 use crate::error::{describe, Error};
-use crate::event::{Notification, RawEvent};
 
 type PgConnection = Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
 

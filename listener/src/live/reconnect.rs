@@ -4,9 +4,9 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 use tokio::time::{sleep, Instant};
 
-use crate::config::Settings;
-use crate::connection::{End, Session};
-use crate::event::{ConnectionEvent, RawEvent};
+use super::events::{ConnectionEvent, RawEvent};
+use super::session::{End, Session};
+use super::settings::Settings;
 
 /// Runs `session`, then reconnects after each loss with capped exponential backoff, until
 /// the consumer is gone.
