@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::consumer::DurableConsumer;
+use super::consumer::{DurableConsumer, Subscription};
 use super::reader::Reader;
 use crate::error::Error;
 use crate::live::ListenerBuilder;
@@ -127,13 +127,12 @@ impl DurableConsumerBuilder {
         // Listening first: a change committed from here on wakes the consumer up.
         let listener = connection.connect_raw().await?;
         reader.open().await?;
-        Ok(DurableConsumer::start(
-            listener,
-            reader,
-            self.consumer,
-            self.channel,
-            self.batch_size,
-            self.poll_interval,
-        ))
+        let subscription = Subscription {
+            consumer: self.consumer,
+            channel: self.channel,
+            batch_size: self.batch_size,
+            poll_interval: self.poll_interval,
+        };
+        Ok(DurableConsumer::start(listener, reader, subscription))
     }
 }

@@ -79,15 +79,24 @@ pub struct DurableConsumer<T = Value> {
     rows: PhantomData<fn() -> T>,
 }
 
+/// Which log a consumer follows and how it reads it, as the builder set it.
+#[derive(Debug)]
+pub(super) struct Subscription {
+    /// The consumer's name.
+    pub(super) consumer: String,
+    pub(super) channel: String,
+    /// The most events read at once.
+    pub(super) batch_size: usize,
+    /// The longest wait between two reads.
+    pub(super) poll_interval: Duration,
+}
+
 /// Everything a consumer holds, whatever its row type.
 #[derive(Debug)]
 struct State {
     listener: RawListener,
     reader: Reader,
-    consumer: String,
-    channel: String,
-    batch_size: usize,
-    poll_interval: Duration,
+    subscription: Subscription,
     /// Events read, not yet yielded.
     pending: VecDeque<StoredEvent>,
     /// Connection events not yet yielded.
@@ -111,19 +120,13 @@ impl DurableConsumer {
     pub(super) fn start(
         listener: RawListener,
         reader: Reader,
-        consumer: String,
-        channel: String,
-        batch_size: usize,
-        poll_interval: Duration,
+        subscription: Subscription,
     ) -> DurableConsumer {
         DurableConsumer {
             state: State {
                 listener,
                 reader,
-                consumer,
-                channel,
-                batch_size,
-                poll_interval,
+                subscription,
                 pending: VecDeque::new(),
                 notices: VecDeque::new(),
                 unacknowledged: VecDeque::new(),
@@ -198,17 +201,17 @@ impl<T> DurableConsumer<T> {
 
     /// The consumer's name.
     pub fn consumer(&self) -> &str {
-        &self.state.consumer
+        &self.state.subscription.consumer
     }
 
     /// The channel.
     pub fn channel(&self) -> &str {
-        &self.state.channel
+        &self.state.subscription.channel
     }
 
     /// The most events read at once.
     pub fn batch_size(&self) -> usize {
-        self.state.batch_size
+        self.state.subscription.batch_size
     }
 
     /// Closes both connections (without acknowledging anything). Dropping does the same.
@@ -230,7 +233,7 @@ impl State {
                 self.read().await?;
                 continue;
             }
-            let poll_at = self.last_read + self.poll_interval;
+            let poll_at = self.last_read + self.subscription.poll_interval;
             let wake_at = self.retry.map_or(poll_at, |(at, _)| at.min(poll_at));
             tokio::select! {
                 event = self.listener.recv() => {
@@ -280,14 +283,21 @@ impl State {
 
     /// Reads the next batch into `pending`.
     async fn read(&mut self) -> Result<(), Error> {
-        let batch = self.batch_size as i64;
-        let limit = i32::try_from(self.batch_size + self.unacknowledged.len()).unwrap_or(i32::MAX);
+        let batch = self.subscription.batch_size as i64;
+        let limit = i32::try_from(self.subscription.batch_size + self.unacknowledged.len())
+            .unwrap_or(i32::MAX);
         let events = self
             .reader
-            .read(&self.consumer, &self.channel, limit, self.delivered, batch)
+            .read(
+                &self.subscription.consumer,
+                &self.subscription.channel,
+                limit,
+                self.delivered,
+                batch,
+            )
             .await?;
         self.last_read = Instant::now();
-        let full = events.len() == self.batch_size;
+        let full = events.len() == self.subscription.batch_size;
         let newest = events.last().map_or(self.delivered, |event| event.event_id);
         self.pending.extend(events);
         self.read_wanted = full;
@@ -297,7 +307,7 @@ impl State {
             let wait = self
                 .retry
                 .map_or(FIRST_RETRY, |(_, wait)| wait * 2)
-                .min(self.poll_interval);
+                .min(self.subscription.poll_interval);
             Some((self.last_read + wait, wait))
         } else {
             None
@@ -308,7 +318,11 @@ impl State {
     async fn ack(&mut self, event_id: i64) -> Result<i64, Error> {
         let position = self
             .reader
-            .ack(&self.consumer, &self.channel, event_id)
+            .ack(
+                &self.subscription.consumer,
+                &self.subscription.channel,
+                event_id,
+            )
             .await?;
         while self
             .unacknowledged
