@@ -73,6 +73,17 @@
 //!
 //! [`HandlerPool`] runs a handler on many changes at once while keeping the changes to one
 //! row key in order.
+//!
+//! # Names
+//!
+//! * A *notification* is what PostgreSQL delivers on a channel ([`Notification`]).
+//! * A *change* is one row's change, the payload of a notification (or one element of a
+//!   batch) decoded ([`Change`]).
+//! * An *event* is what a listener or a durable consumer yields: a change, a payload that is
+//!   not one, or a [`ConnectionEvent`] ([`Event`], [`RawEvent`], [`DurableEvent`],
+//!   [`RawDurableEvent`]).
+//! * A *stored event* is an entry of a durable watch's event log on the server
+//!   ([`StoredEvent`], numbered by its `event_id`).
 #![warn(missing_docs)]
 
 mod backoff;

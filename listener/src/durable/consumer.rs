@@ -28,7 +28,7 @@ const FIRST_RETRY: Duration = Duration::from_millis(10);
 /// transaction. The consumer runs `LISTEN` on the channel *first*, then reads the log with
 /// `read_events` in batches until it is empty, then reads the next batch whenever a
 /// notification arrives, after every reconnection, and every
-/// [`poll_interval`](DurableConsumerBuilder::poll_interval) in any case. The notification is
+/// [`poll_interval`](crate::DurableConsumerBuilder::poll_interval) in any case. The notification is
 /// only a wake-up: rows always come from the log, so a truncated payload costs nothing.
 ///
 /// # Delivery guarantee: at least once, in order
@@ -44,7 +44,7 @@ const FIRST_RETRY: Duration = Duration::from_millis(10);
 ///
 /// # Memory
 ///
-/// At most [`batch_size`](DurableConsumerBuilder::batch_size) events are held at once, plus
+/// At most [`batch_size`](crate::DurableConsumerBuilder::batch_size) events are held at once, plus
 /// the id (8 bytes) of each event yielded but not yet acknowledged. `read_events` starts
 /// after the acknowledged position, so each read also goes past the unacknowledged events on
 /// the server: acknowledge regularly (after each batch, see
@@ -97,10 +97,10 @@ struct State {
     listener: RawListener,
     reader: Reader,
     subscription: Subscription,
-    /// Events read, not yet yielded.
-    pending: VecDeque<StoredEvent>,
+    /// Stored events read from the log, not yet yielded.
+    stored: VecDeque<StoredEvent>,
     /// Connection events not yet yielded.
-    notices: VecDeque<ConnectionEvent>,
+    connection_events: VecDeque<ConnectionEvent>,
     /// Ids yielded and not yet acknowledged, in order.
     unacknowledged: VecDeque<i64>,
     /// The last id yielded (0 before the first).
@@ -127,8 +127,8 @@ impl DurableConsumer {
                 listener,
                 reader,
                 subscription,
-                pending: VecDeque::new(),
-                notices: VecDeque::new(),
+                stored: VecDeque::new(),
+                connection_events: VecDeque::new(),
                 unacknowledged: VecDeque::new(),
                 delivered: 0,
                 announced: 0,
@@ -191,7 +191,7 @@ impl<T> DurableConsumer<T> {
     /// How many events are read and waiting to be yielded: 0 means the last event yielded
     /// ended a batch, a good moment to [`ack`](Self::ack).
     pub fn buffered(&self) -> usize {
-        self.state.pending.len()
+        self.state.stored.len()
     }
 
     /// The id of the last event yielded, if any.
@@ -221,10 +221,10 @@ impl<T> DurableConsumer<T> {
 impl State {
     async fn recv_raw(&mut self) -> Result<RawDurableEvent, Error> {
         loop {
-            if let Some(event) = self.notices.pop_front() {
+            if let Some(event) = self.connection_events.pop_front() {
                 return Ok(RawDurableEvent::Connection(event));
             }
-            if let Some(event) = self.pending.pop_front() {
+            if let Some(event) = self.stored.pop_front() {
                 self.delivered = event.event_id;
                 self.unacknowledged.push_back(event.event_id);
                 return Ok(RawDurableEvent::Event(event));
@@ -236,11 +236,11 @@ impl State {
             let poll_at = self.last_read + self.subscription.poll_interval;
             let wake_at = self.retry.map_or(poll_at, |(at, _)| at.min(poll_at));
             tokio::select! {
-                event = self.listener.recv() => {
-                    self.take(event)?;
+                wake_up = self.listener.recv() => {
+                    self.take(wake_up)?;
                     // Many notifications are one wake-up: take all that are already here.
-                    while let Some(event) = self.listener.recv().now_or_never() {
-                        self.take(event)?;
+                    while let Some(wake_up) = self.listener.recv().now_or_never() {
+                        self.take(wake_up)?;
                     }
                 }
                 () = sleep_until(wake_at) => self.read_wanted = true,
@@ -248,8 +248,10 @@ impl State {
         }
     }
 
-    fn take(&mut self, event: Option<RawEvent>) -> Result<(), Error> {
-        match event.ok_or(Error::Closed)? {
+    /// Takes what the listening connection yielded: a notification announces stored events,
+    /// a connection event is passed on.
+    fn take(&mut self, wake_up: Option<RawEvent>) -> Result<(), Error> {
+        match wake_up.ok_or(Error::Closed)? {
             RawEvent::Notification(notification) => {
                 // The highest event id announced (a batch announces one per change).
                 let announced = serde_json::from_str::<Value>(&notification.payload)
@@ -275,18 +277,18 @@ impl State {
                     }
                     other => other,
                 };
-                self.notices.push_back(event);
+                self.connection_events.push_back(event);
             }
         }
         Ok(())
     }
 
-    /// Reads the next batch into `pending`.
+    /// Reads the next batch into `stored`.
     async fn read(&mut self) -> Result<(), Error> {
         let batch = self.subscription.batch_size as i64;
         let limit = i32::try_from(self.subscription.batch_size + self.unacknowledged.len())
             .unwrap_or(i32::MAX);
-        let events = self
+        let stored = self
             .reader
             .read(
                 &self.subscription.consumer,
@@ -297,9 +299,9 @@ impl State {
             )
             .await?;
         self.last_read = Instant::now();
-        let full = events.len() == self.subscription.batch_size;
-        let newest = events.last().map_or(self.delivered, |event| event.event_id);
-        self.pending.extend(events);
+        let full = stored.len() == self.subscription.batch_size;
+        let newest = stored.last().map_or(self.delivered, |event| event.event_id);
+        self.stored.extend(stored);
         self.read_wanted = full;
         // A notification can arrive a moment before its writer's fence is gone: read again
         // soon, waiting longer each time, up to the poll interval.

@@ -1,5 +1,5 @@
-//! What a durable consumer yields: an event of the server's event log ([`StoredEvent`]),
-//! raw or decoded as a [`Change`], or a connection event.
+//! What a durable consumer yields: a stored event (an entry of the server's event log,
+//! [`StoredEvent`]) as text or decoded as a [`Change`], or a connection event.
 
 use std::time::SystemTime;
 
@@ -20,7 +20,7 @@ pub struct StoredEvent {
     pub created_at: SystemTime,
 }
 
-/// An event of [`DurableConsumer::recv_raw`]: an event of the log with its payload as text,
+/// An event of [`DurableConsumer::recv_raw`](crate::DurableConsumer::recv_raw): an event of the log with its payload as text,
 /// or a connection event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawDurableEvent {
@@ -31,7 +31,7 @@ pub enum RawDurableEvent {
     Connection(ConnectionEvent),
 }
 
-/// An event of [`DurableConsumer::recv`].
+/// An event of [`DurableConsumer::recv`](crate::DurableConsumer::recv).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DurableEvent<T = Value> {
     /// The next change of the log; its `event_id` is set.

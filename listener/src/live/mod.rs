@@ -1,9 +1,9 @@
 //! Live listening: one connection that runs `LISTEN` and forwards each notification as it
 //! arrives, reconnecting after a loss and reporting the gap.
 //!
-//! [`builder`] checks the settings, [`listener`] holds the consumer's side of the stream,
-//! [`reconnect`] runs one [`session`] after another in a task, and [`events`] is what the
-//! stream yields.
+//! [`builder`] checks the settings into [`settings`], [`listener`] holds the consumer's side
+//! of the stream, [`reconnect`] runs one [`session`] after another in a task, and [`events`]
+//! is what the stream yields.
 
 mod builder;
 mod events;
