@@ -1,6 +1,10 @@
-//! Capped exponential backoff between reconnection attempts.
+//! The one reconnection policy: capped exponential [`Backoff`], and [`Retries`], the count of
+//! failed attempts it grows with (used by a listener's connection and by a durable
+//! consumer's reading connection alike).
 
 use std::time::Duration;
+
+use tokio::time::sleep;
 
 /// How long to wait between reconnection attempts: `initial`, doubled after each failed
 /// attempt, never more than `max`.
@@ -56,6 +60,37 @@ impl Backoff {
 impl Default for Backoff {
     fn default() -> Self {
         Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+    }
+}
+
+/// The failed attempts of one reconnection: the `n`th failure waits [`Backoff::delay`]`(n)`,
+/// and there is no limit to how many are made.
+#[derive(Debug)]
+pub(crate) struct Retries {
+    backoff: Backoff,
+    failed: u32,
+}
+
+impl Retries {
+    /// A reconnection that has not failed yet.
+    pub(crate) fn new(backoff: Backoff) -> Self {
+        Retries { backoff, failed: 0 }
+    }
+
+    /// Counts one more failed attempt; returns the wait before the next attempt.
+    pub(crate) fn fail(&mut self) -> Duration {
+        self.failed += 1;
+        self.backoff.delay(self.failed)
+    }
+
+    /// How many attempts have failed so far.
+    pub(crate) fn failed(&self) -> u32 {
+        self.failed
+    }
+
+    /// Counts one more failed attempt, then waits before the next.
+    pub(crate) async fn wait(&mut self) {
+        sleep(self.fail()).await;
     }
 }
 

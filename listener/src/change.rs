@@ -1,4 +1,5 @@
-//! The change a pg_column_notify trigger sends, typed through serde.
+//! The change a pg_column_notify trigger sends, typed through serde, and the split of a
+//! batch's payload into its changes.
 
 use std::fmt;
 

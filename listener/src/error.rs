@@ -1,5 +1,7 @@
-//! The crate's error type.
+//! The crate's error type, and the one-line description of a driver error that it and the
+//! connection-loss reports share.
 
+use std::error::Error as _;
 use std::time::Duration;
 
 /// Everything that can go wrong when opening a [`Listener`](crate::Listener) or waiting on it.
@@ -49,7 +51,7 @@ pub enum Error {
     Tls(String),
 
     /// The first connection to the server failed.
-    #[error("could not connect: {}", crate::connection::describe(.0))]
+    #[error("could not connect: {}", describe(.0))]
     Connect(#[source] tokio_postgres::Error),
 
     /// The first connection did not complete within the connect timeout.
@@ -61,7 +63,7 @@ pub enum Error {
     Listen(String),
 
     /// A query on a [`connect_client`](crate::connect_client) connection failed.
-    #[error("query failed: {}", crate::connection::describe(.0))]
+    #[error("query failed: {}", describe(.0))]
     Query(#[source] tokio_postgres::Error),
 
     /// No event arrived within the time given to
@@ -72,4 +74,20 @@ pub enum Error {
     /// The listener was closed: no more events will come.
     #[error("the listener is closed")]
     Closed,
+}
+
+/// A tokio-postgres error as one line, with its causes (the server's message, the I/O
+/// error) which its own `Display` leaves out.
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+    }
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -73,34 +73,42 @@
 //!
 //! [`HandlerPool`] runs a handler on many changes at once while keeping the changes to one
 //! row key in order.
+//!
+//! # Names
+//!
+//! * A *notification* is what PostgreSQL delivers on a channel ([`Notification`]).
+//! * A *change* is one row's change, the payload of a notification (or one element of a
+//!   batch) decoded ([`Change`]).
+//! * An *event* is what a listener or a durable consumer yields: a change, a payload that is
+//!   not one, or a [`ConnectionEvent`] ([`Event`], [`RawEvent`], [`DurableEvent`],
+//!   [`RawDurableEvent`]).
+//! * A *stored event* is an entry of a durable watch's event log on the server
+//!   ([`StoredEvent`], numbered by its `event_id`).
 #![warn(missing_docs)]
 
 mod backoff;
 mod change;
 mod client;
-mod config;
-mod connection;
 mod durable;
 mod error;
-mod event;
-mod listener;
+mod live;
 mod pool;
-mod reconnect;
 mod tls;
 
 pub use backoff::Backoff;
 pub use change::{split_batch, split_batch_str, Change, Op};
 pub use client::connect_client;
-pub use config::{HealthCheck, ListenerBuilder, DEFAULT_BUFFER};
 pub use durable::{
     DurableConsumer, DurableConsumerBuilder, DurableEvent, RawDurableEvent, StoredEvent,
     DEFAULT_BATCH_SIZE, DEFAULT_POLL_INTERVAL,
 };
 pub use error::Error;
-pub use event::{ConnectionEvent, Event, Notification, RawEvent};
 /// The stream trait that listeners implement (use `futures_util::StreamExt` for `next`).
 pub use futures_util::Stream;
-pub use listener::{Listener, RawListener};
+pub use live::{
+    ConnectionEvent, Event, HealthCheck, Listener, ListenerBuilder, Notification, RawEvent,
+    RawListener, DEFAULT_BUFFER,
+};
 pub use pool::{HandlerPool, PoolStats};
 pub use tls::TlsVerification;
 /// The PostgreSQL client of [`connect_client`], re-exported so that versions match.

@@ -1,7 +1,5 @@
 //! The `column-notify` command end to end: a real process, a real server.
 
-mod support;
-
 use std::process::Output;
 use std::time::Duration;
 
@@ -12,9 +10,9 @@ use support::*;
 async fn listen_prints_json_lines_and_exits_0_on_sigint() {
     let (first, second) = (unique("cli_a"), unique("cli_b"));
     let (mut child, stdout, stderr) = spawn_piped(
-        command()
+        column_notify!()
             .args(["listen", &first, &second])
-            .env("DATABASE_URL", database_url()),
+            .env("DATABASE_URL", server_url()),
     );
     let connected = stderr.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(
@@ -77,9 +75,9 @@ fn printed_payload<'a>(line: &'a str, channel: &str) -> &'a str {
 async fn listen_prints_each_payload_as_sent() {
     let channel = unique("cli_exact");
     let (mut child, stdout, stderr) = spawn_piped(
-        command()
+        column_notify!()
             .args(["listen", &channel])
-            .env("DATABASE_URL", database_url()),
+            .env("DATABASE_URL", server_url()),
     );
     stderr.recv_timeout(Duration::from_secs(10)).unwrap();
 
@@ -121,7 +119,7 @@ async fn listen_prints_each_payload_as_sent() {
 }
 
 fn watches(url: &str) -> Output {
-    command()
+    column_notify!()
         .args(["watches", "--database-url", url])
         .output()
         .unwrap()
@@ -143,19 +141,15 @@ async fn watches_prints_the_view_as_a_table_and_the_queue_usage() {
         ))
         .await
         .unwrap();
-    let separator = if database_url().contains('?') {
-        '&'
-    } else {
-        '?'
-    };
+    let separator = if server_url().contains('?') { '&' } else { '?' };
     let in_schema = format!(
         "{}{separator}options=-csearch_path%3D{schema}",
-        database_url()
+        server_url()
     );
     let shown = watches(&in_schema);
     let without = watches(&format!(
         "{}{separator}options=-csearch_path%3Dnowhere",
-        database_url()
+        server_url()
     ));
     sender
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
@@ -201,7 +195,7 @@ fn help_for_every_command_and_errors_as_one_line() {
         &["listen", "--help"],
         &["watches", "--help"],
     ] {
-        let output = command().args(args).output().unwrap();
+        let output = column_notify!().args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(0), "{args:?}");
         assert!(String::from_utf8(output.stdout)
             .unwrap()
@@ -231,7 +225,7 @@ fn help_for_every_command_and_errors_as_one_line() {
         ),
     ];
     for (args, code, message) in cases {
-        let output = command().args(args).output().unwrap();
+        let output = column_notify!().args(args).output().unwrap();
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");

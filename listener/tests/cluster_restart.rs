@@ -2,8 +2,6 @@
 //! reconnects once the server is back and receives what is committed afterwards.
 //! The restart command comes from `PGCN_RESTART_CMD`; without it the test is skipped.
 
-mod support;
-
 use std::time::Duration;
 
 use column_notify_listener::HealthCheck;
@@ -16,7 +14,7 @@ async fn cluster_restart_is_reported_and_reconnected() {
     };
     let channel = unique("restart");
     let (mut listener, _) =
-        reconnecting_listener(database_url(), &channel, HealthCheck::default()).await;
+        reconnecting_listener(server_url(), &channel, HealthCheck::default()).await;
 
     restart_server(restart).await;
 

@@ -1,7 +1,5 @@
 //! Delivery on a live connection: several listeners, foreign payloads, typed rows.
 
-mod support;
-
 use std::time::Duration;
 
 use column_notify_listener::{Change, Error, Event, Listener, Op, RawEvent};
@@ -12,12 +10,8 @@ use support::*;
 #[tokio::test]
 async fn two_listeners_on_one_channel_both_receive_every_event() {
     let channel = unique("two");
-    let mut first = Listener::connect(&database_url(), [&channel])
-        .await
-        .unwrap();
-    let mut second = Listener::connect(&database_url(), [&channel])
-        .await
-        .unwrap();
+    let mut first = Listener::connect(&server_url(), [&channel]).await.unwrap();
+    let mut second = Listener::connect(&server_url(), [&channel]).await.unwrap();
     let sender = sender().await;
     for id in 1..=200 {
         notify(&sender, &channel, &change_payload(id)).await;
@@ -33,9 +27,7 @@ async fn two_listeners_on_one_channel_both_receive_every_event() {
 #[tokio::test]
 async fn garbage_payloads_do_not_stop_the_stream() {
     let channel = unique("garbage");
-    let mut listener = Listener::connect(&database_url(), [&channel])
-        .await
-        .unwrap();
+    let mut listener = Listener::connect(&server_url(), [&channel]).await.unwrap();
     let sender = sender().await;
     let garbage = [
         "not json",
@@ -74,9 +66,7 @@ struct Appointment {
 #[tokio::test]
 async fn a_batch_is_one_event_per_change_and_keeps_its_order() {
     let channel = unique("batch");
-    let mut listener = Listener::connect(&database_url(), [&channel])
-        .await
-        .unwrap();
+    let mut listener = Listener::connect(&server_url(), [&channel]).await.unwrap();
     let sender = sender().await;
     let changes: Vec<Value> = (1..=5)
         .map(|id| serde_json::from_str(&change_payload(id)).unwrap())
@@ -140,7 +130,7 @@ async fn a_batch_is_one_event_per_change_and_keeps_its_order() {
 #[tokio::test]
 async fn typed_rows_and_every_key_of_the_contract() {
     let channel = unique("typed");
-    let mut listener = Listener::connect(&database_url(), [&channel])
+    let mut listener = Listener::connect(&server_url(), [&channel])
         .await
         .unwrap()
         .typed::<Appointment>();
@@ -219,7 +209,7 @@ async fn typed_rows_and_every_key_of_the_contract() {
 async fn several_channels_with_names_that_need_quoting() {
     let plain = unique("plain");
     let odd = format!("Odd \"{}\" é", unique("q"));
-    let mut listener = Listener::builder(database_url())
+    let mut listener = Listener::builder(server_url())
         .channels([&plain, &odd])
         .connect()
         .await
@@ -235,7 +225,7 @@ async fn several_channels_with_names_that_need_quoting() {
 #[tokio::test]
 async fn raw_listener_yields_any_payload_as_text() {
     let channel = unique("raw");
-    let mut listener = Listener::builder(database_url())
+    let mut listener = Listener::builder(server_url())
         .channel(&channel)
         .connect_raw()
         .await
@@ -258,19 +248,16 @@ async fn raw_listener_yields_any_payload_as_text() {
 #[tokio::test]
 async fn quiet_channels_time_out_and_bad_settings_are_refused() {
     let channel = unique("quiet");
-    let mut listener = Listener::connect(&database_url(), [&channel])
-        .await
-        .unwrap();
+    let mut listener = Listener::connect(&server_url(), [&channel]).await.unwrap();
     let waited = listener.recv_timeout(Duration::from_millis(200)).await;
     assert!(matches!(waited, Err(Error::Timeout(_))), "{waited:?}");
 
     let long = "x".repeat(64);
-    let refused = Listener::connect(&database_url(), [long]).await;
+    let refused = Listener::connect(&server_url(), [long]).await;
     assert!(matches!(refused, Err(Error::InvalidChannel { .. })));
     let unreachable = Listener::connect("postgres://postgres@127.0.0.1:1/postgres", ["c"]).await;
     assert!(matches!(unreachable, Err(Error::Connect(_))));
-    let tls_refused =
-        Listener::connect(&format!("{}?sslmode=require", database_url()), ["c"]).await;
+    let tls_refused = Listener::connect(&format!("{}?sslmode=require", server_url()), ["c"]).await;
     let message = tls_refused.unwrap_err().to_string();
     assert!(message.contains("TLS"), "{message}");
 }

@@ -2,8 +2,6 @@
 //! order, acknowledgements and what comes again, batches without acknowledgements, an event
 //! committed after a later one, payloads too large for a notification.
 
-mod support;
-
 use std::time::Duration;
 
 use column_notify_listener::{DurableConsumer, DurableEvent, Error};
@@ -209,13 +207,13 @@ async fn a_batched_durable_watch_is_followed_live() {
 
 #[tokio::test]
 async fn settings_and_server_errors_are_reported() {
-    let refused = DurableConsumer::builder(database_url(), "c", "items")
+    let refused = DurableConsumer::builder(server_url(), "c", "items")
         .batch_size(0)
         .connect()
         .await;
     assert!(matches!(refused, Err(Error::InvalidBatchSize(0))));
     // A database without the extension: the first read says so.
-    let mut consumer = DurableConsumer::connect(&database_url(), "c", unique("none"))
+    let mut consumer = DurableConsumer::connect(&server_url(), "c", unique("none"))
         .await
         .unwrap();
     match consumer.recv().await {

@@ -3,8 +3,6 @@
 //! printed, in order per row within each run, and only the last batch of the killed run can
 //! be printed twice.
 
-mod support;
-
 use std::collections::{BTreeSet, HashSet};
 use std::process::Child;
 use std::sync::atomic::AtomicBool;
@@ -25,7 +23,7 @@ const KILL_AFTER: usize = 600;
 /// A consumer process, its stdout lines, and its stderr lines once it said it is connected.
 fn start_consumer(url: &str) -> (Child, Receiver<String>, Receiver<String>) {
     let (child, stdout, stderr) = spawn_piped(
-        command()
+        column_notify!()
             .args(["listen", "items", "--consumer", "printer"])
             .args(["--batch-size", &BATCH.to_string(), "--database-url", url]),
     );

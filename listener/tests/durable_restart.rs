@@ -3,8 +3,6 @@
 //! lost), reporting the reconnection. The restart command comes from `PGCN_RESTART_CMD`;
 //! without it the test is skipped.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -2,8 +2,6 @@
 //! bound and nothing is lost; then a fast consumer's receive rate. Alone in its test binary
 //! so that the process's resident memory is this test's.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use column_notify_listener::tokio_postgres::Client;
@@ -64,7 +62,7 @@ async fn receive(listener: &mut Listener, expected: i32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_stays_within_the_bound_and_loses_nothing() {
     let channel = unique("memory");
-    let mut listener = Listener::builder(database_url())
+    let mut listener = Listener::builder(server_url())
         .channel(&channel)
         .buffer(DEFAULT_BUFFER)
         .connect()

@@ -1,8 +1,6 @@
 //! The handler pool on received changes: order kept per key, a slow key does not stall
 //! the others, a panicking handler does not stop the pool.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,9 +21,7 @@ fn payload(key: i64, sequence: i64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_is_kept_per_key_and_a_slow_key_does_not_stall_the_others() {
     let channel = unique("pool");
-    let mut listener = Listener::connect(&database_url(), [&channel])
-        .await
-        .unwrap();
+    let mut listener = Listener::connect(&server_url(), [&channel]).await.unwrap();
     let sender = sender().await;
     for sequence in 1..=PER_KEY {
         for key in 0..KEYS {
@@ -92,9 +88,7 @@ async fn order_is_kept_per_key_and_a_slow_key_does_not_stall_the_others() {
 #[tokio::test]
 async fn a_panicking_handler_is_counted_and_the_pool_goes_on() {
     let channel = unique("panic");
-    let mut listener = Listener::connect(&database_url(), [&channel])
-        .await
-        .unwrap();
+    let mut listener = Listener::connect(&server_url(), [&channel]).await.unwrap();
     let sender = sender().await;
     for id in 1..=6 {
         notify(&sender, &channel, &change_payload(id)).await;

@@ -1,8 +1,6 @@
 //! A killed backend, and a connection that goes silent: the gap is reported, the
 //! listener reconnects and receives what is committed afterwards.
 
-mod support;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +99,7 @@ async fn pass(
 
 #[tokio::test]
 async fn silent_connection_is_detected_by_the_health_check() {
-    let config: Config = database_url().parse().unwrap();
+    let config: Config = server_url().parse().unwrap();
     let host = match &config.get_hosts()[0] {
         column_notify_listener::tokio_postgres::config::Host::Tcp(host) => host.clone(),
         other => panic!("the test needs a TCP DATABASE_URL, not {other:?}"),

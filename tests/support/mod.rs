@@ -1,5 +1,6 @@
-//! Shared set-up for the integration tests: a fresh database with the extension per test,
-//! and a second connection that LISTENs and collects what arrives.
+//! Shared set-up for the integration tests (and, through listener_test_support, the
+//! listener's): the server's URL, a fresh database with the extension per test, and a second
+//! connection that LISTENs and collects what arrives.
 
 use std::time::Duration;
 
@@ -12,10 +13,13 @@ pub const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a test waits to be sure that nothing arrives.
 pub const SILENCE: Duration = Duration::from_millis(500);
 
-/// The server under test: `DATABASE_URL` (set by `make test`).
+/// The server under test: `DATABASE_URL` (set by `make test` and by
+/// `scripts/with-database.sh`).
 pub fn server_url() -> String {
-    std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must name the PostgreSQL server to test against (make test sets it)")
+    std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL must name the PostgreSQL server to test against \
+         (make test sets it; so does bash scripts/with-database.sh COMMAND)",
+    )
 }
 
 /// Replaces the database name of a `postgres://` URL.

@@ -13,7 +13,7 @@ use column_notify_listener::{
 use serde_json::value::RawValue;
 
 use crate::cli::ListenArgs;
-use crate::{interrupted, Failure};
+use crate::failure::Failure;
 
 type Interrupt = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
 
@@ -189,6 +189,15 @@ fn describe(event: &ConnectionEvent) -> String {
             )
         }
         other => format!("{other:?}"),
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn interrupted() -> Result<(), Failure> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => Ok(result?),
+        _ = terminate.recv() => Ok(()),
     }
 }
 

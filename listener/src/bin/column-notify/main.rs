@@ -1,39 +1,18 @@
 //! `column-notify`: listen to pg_column_notify changes, and inspect the watches.
 
 mod cli;
+mod failure;
 mod listen;
 mod table;
 mod watches;
 
-use std::fmt;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-
-/// A failure, shown as one line on stderr.
-#[derive(Debug)]
-pub struct Failure(pub String);
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<column_notify_listener::Error> for Failure {
-    fn from(error: column_notify_listener::Error) -> Self {
-        Failure(error.to_string())
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(error: std::io::Error) -> Self {
-        Failure(error.to_string())
-    }
-}
+use crate::failure::Failure;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -64,15 +43,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Listen(args) => listen::run(&url, tls, args).await,
         Command::Watches => watches::run(&url, &tls).await,
-    }
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-pub async fn interrupted() -> Result<(), Failure> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => Ok(result?),
-        _ = terminate.recv() => Ok(()),
     }
 }
 

@@ -3,8 +3,8 @@
 use column_notify_listener::tokio_postgres::SimpleQueryMessage;
 use column_notify_listener::{connect_client, Error, TlsVerification};
 
+use crate::failure::Failure;
 use crate::table::Table;
-use crate::Failure;
 
 pub async fn run(url: &str, tls: &TlsVerification) -> Result<(), Failure> {
     let client = connect_client(url, tls).await?;

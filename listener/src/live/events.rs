@@ -1,4 +1,5 @@
-//! What a listener yields: changes, undecodable payloads and connection events.
+//! What a listener yields (changes, undecodable payloads and connection events), the
+//! notifications they come from, and how a notification is split and decoded into them.
 
 use std::sync::Arc;
 use std::time::Duration;

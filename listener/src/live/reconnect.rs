@@ -1,12 +1,15 @@
-//! The task behind a listener: runs sessions, and reconnects when one is lost.
+//! The task behind a listener: runs one session after another, reconnecting with the
+//! crate's backoff when one is lost, and reports the loss and the reconnection.
 
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 use tokio::time::{sleep, Instant};
 
-use crate::config::Settings;
-use crate::connection::{End, Session};
-use crate::event::{ConnectionEvent, RawEvent};
+use crate::backoff::Retries;
+
+use super::events::{ConnectionEvent, RawEvent};
+use super::session::{End, Session};
+use super::settings::Settings;
 
 /// Runs `session`, then reconnects after each loss with capped exponential backoff, until
 /// the consumer is gone.
@@ -22,19 +25,18 @@ pub(crate) async fn supervise(settings: Settings, mut session: Session, events: 
         };
         let lost_at = Instant::now();
         let mut unsent_loss = Some(RawEvent::Connection(ConnectionEvent::Lost { error }));
-        let mut attempts = 0;
+        let mut retries = Retries::new(settings.backoff);
         session = loop {
             if events.is_closed() || !offer(&events, &mut unsent_loss) {
                 return;
             }
-            attempts += 1;
             match Session::open(&settings).await {
                 Ok(session) => break session,
                 Err(error) => {
-                    let retry_in = settings.backoff.delay(attempts);
+                    let retry_in = retries.fail();
                     if unsent_loss.is_none() {
                         let failure = ConnectionEvent::ReconnectFailed {
-                            attempt: attempts,
+                            attempt: retries.failed(),
                             error: error.to_string(),
                             retry_in,
                         };
@@ -49,7 +51,7 @@ pub(crate) async fn supervise(settings: Settings, mut session: Session, events: 
         };
         let reconnected = RawEvent::Connection(ConnectionEvent::Reconnected {
             may_have_missed: true,
-            attempts,
+            attempts: retries.failed() + 1,
             downtime: lost_at.elapsed(),
         });
         for event in unsent_loss.into_iter().chain([reconnected]) {

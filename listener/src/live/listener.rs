@@ -12,15 +12,15 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::{ListenerBuilder, Settings};
-use crate::connection::Session;
+use super::events::{Event, RawEvent, Undecoded};
+use super::reconnect;
+use super::session::Session;
+use super::settings::Settings;
 use crate::error::Error;
-use crate::event::{Event, RawEvent, Undecoded};
-use crate::reconnect;
 
 /// Listens to channels and yields every notification as text, with connection events.
 ///
-/// Made by [`ListenerBuilder::connect_raw`] or [`Listener::into_raw`]. It is a
+/// Made by [`ListenerBuilder::connect_raw`](crate::ListenerBuilder::connect_raw) or [`Listener::into_raw`]. It is a
 /// [`Stream`] of [`RawEvent`]; dropping it closes the connection.
 ///
 /// ```no_run
@@ -144,20 +144,6 @@ pub struct Listener<T = Value> {
 }
 
 impl Listener {
-    /// Connects to `url` and listens to `channels`, with the default settings.
-    pub async fn connect<I, S>(url: &str, channels: I) -> Result<Listener, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Listener::builder(url).channels(channels).connect().await
-    }
-
-    /// A builder, for the settings beyond the URL and channels.
-    pub fn builder(url: impl Into<String>) -> ListenerBuilder {
-        ListenerBuilder::new(url)
-    }
-
     pub(crate) fn from_raw(raw: RawListener) -> Listener {
         Listener {
             raw,

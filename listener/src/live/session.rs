@@ -1,7 +1,6 @@
 //! One connection to the server: connect, `LISTEN`, then forward notifications while
 //! checking that the server still answers.
 
-use std::error::Error as _;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::task::Poll;
@@ -12,9 +11,9 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, Client, Connection, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::Settings;
-use crate::error::Error;
-use crate::event::{Notification, RawEvent};
+use super::events::{Notification, RawEvent};
+use super::settings::Settings;
+use crate::error::{describe, Error};
 
 type PgConnection = Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
 
@@ -160,20 +159,4 @@ fn owned(notification: &tokio_postgres::Notification) -> Notification {
         payload: notification.payload().to_string(),
         process_id: notification.process_id(),
     }
-}
-
-/// A tokio-postgres error as one line, with its causes (the server's message, the I/O
-/// error) which its own `Display` leaves out.
-pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-    }
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

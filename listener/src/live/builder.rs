@@ -1,58 +1,30 @@
-//! The listener's settings and their builder.
+//! How a listener is made: [`ListenerBuilder`] checks the URL, the channels and the settings
+//! into [`Settings`], and [`Listener::connect`] and [`Listener::builder`] start from it.
 
 use std::time::Duration;
 
-use tokio_postgres_rustls::MakeRustlsConnect;
-
+use super::listener::{Listener, RawListener};
+use super::settings::{HealthCheck, Settings};
 use crate::backoff::Backoff;
 use crate::error::Error;
-use crate::listener::{Listener, RawListener};
 use crate::tls::{self, TlsVerification};
 
 /// The default bound of the event buffer, in events.
 pub const DEFAULT_BUFFER: usize = 1024;
 
-/// How a silent connection is detected.
-///
-/// A connection can die without being closed (a host that vanished, a cut network): no
-/// error comes, only silence. When nothing arrives from the server for `idle`, the listener
-/// sends a trivial query; if no answer arrives within `timeout`, the connection is counted
-/// as lost and the listener reconnects. The default is 10 s idle, 5 s timeout.
-///
-/// ```
-/// use std::time::Duration;
-/// use column_notify_listener::HealthCheck;
-///
-/// let check = HealthCheck::new(Duration::from_secs(30), Duration::from_secs(10));
-/// assert_eq!(check.idle(), Duration::from_secs(30));
-/// assert_eq!(HealthCheck::default().timeout(), Duration::from_secs(5));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HealthCheck {
-    idle: Duration,
-    timeout: Duration,
-}
-
-impl HealthCheck {
-    /// A check after `idle` of silence, failing after `timeout` without an answer.
-    pub fn new(idle: Duration, timeout: Duration) -> Self {
-        HealthCheck { idle, timeout }
+impl Listener {
+    /// Connects to `url` and listens to `channels`, with the default settings.
+    pub async fn connect<I, S>(url: &str, channels: I) -> Result<Listener, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Listener::builder(url).channels(channels).connect().await
     }
 
-    /// The silence after which the server is asked.
-    pub fn idle(&self) -> Duration {
-        self.idle
-    }
-
-    /// How long the answer may take.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-}
-
-impl Default for HealthCheck {
-    fn default() -> Self {
-        HealthCheck::new(Duration::from_secs(10), Duration::from_secs(5))
+    /// A builder, for the settings beyond the URL and channels.
+    pub fn builder(url: impl Into<String>) -> ListenerBuilder {
+        ListenerBuilder::new(url)
     }
 }
 
@@ -197,18 +169,6 @@ impl ListenerBuilder {
             connect_timeout: self.connect_timeout,
         })
     }
-}
-
-/// Everything a running listener needs, checked.
-pub(crate) struct Settings {
-    pub(crate) pg: tokio_postgres::Config,
-    pub(crate) tls: MakeRustlsConnect,
-    pub(crate) listen_sql: String,
-    pub(crate) channels: Vec<String>,
-    pub(crate) buffer: usize,
-    pub(crate) backoff: Backoff,
-    pub(crate) health: HealthCheck,
-    pub(crate) connect_timeout: Duration,
 }
 
 /// PostgreSQL's identifier limit: names of 64 bytes or more are not channel names.
