@@ -3,7 +3,7 @@
 use integration_tests::TestDatabase;
 use serde_json::json;
 
-const MIGRATION: &str = include_str!("../appointments_demo/migrations/001_appointments.sql");
+const MIGRATION: &str = include_str!("../../appointments_demo/migrations/001_appointments.sql");
 
 async fn cancel(db: &TestDatabase, id: i64) {
     db.client
