@@ -15,7 +15,9 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{PgLogLevel, PgMemoryContexts, PgSqlErrorCode};
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use crate::pg::memory_context::MemoryContextGuard;
 
 /// The fourth key of the fence locks (`pg_locks.objsubid`); `pg_advisory_lock` and its
 /// kin only use 1 and 2. `sql/api.sql` (read_events) uses the same number.
@@ -187,8 +189,12 @@ unsafe fn describe_indexes(
             .map(|n| {
                 let oid = pg_sys::list_nth_oid(list, n);
                 let index = pg_sys::index_open(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-                let info = PgMemoryContexts::For(memory_context)
-                    .switch_to(|_| pg_sys::BuildIndexInfo(index));
+                let info = {
+                    // SAFETY: `memory_context` outlives the log (the contract of `open`), and
+                    // the current context outlives this block.
+                    let _log_context = MemoryContextGuard::switch_to(memory_context);
+                    pg_sys::BuildIndexInfo(index)
+                };
                 let unique = (*(*index).rd_index).indisunique;
                 let name = pgrx::name_data_to_str(&(*(*index).rd_rel).relname).to_owned();
                 pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);

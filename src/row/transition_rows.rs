@@ -3,6 +3,7 @@
 
 use pgrx::pg_sys;
 
+use crate::pg::memory_context::MemoryContextGuard;
 use crate::row::row_values::RowValues;
 
 pub struct TransitionRows {
@@ -65,14 +66,17 @@ impl TransitionRows {
     }
 
     /// Runs `work` with the row's memory context current, then frees what it allocated.
+    /// The previous context is current again when this returns, or when an error unwinds.
     pub fn in_row_context(&mut self, work: impl FnOnce()) {
-        unsafe {
-            let previous = pg_sys::CurrentMemoryContext;
-            pg_sys::CurrentMemoryContext = self.row_context;
+        {
+            // SAFETY: the row context lives until `self` drops, and the caller's current
+            // context until this call returns: both outlive the guard, dropped in this block.
+            let _row_context = unsafe { MemoryContextGuard::switch_to(self.row_context) };
             work();
-            pg_sys::CurrentMemoryContext = previous;
-            pg_sys::MemoryContextReset(self.row_context);
         }
+        // SAFETY: the previous context is current again, and nothing allocated in the row
+        // context is kept past `work`.
+        unsafe { pg_sys::MemoryContextReset(self.row_context) };
     }
 }
 
