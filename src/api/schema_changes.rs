@@ -28,33 +28,37 @@ crate::pg::v1_call::v1_function_info!(pg_finfo_column_notify_forget_dropped);
 pub unsafe extern "C-unwind" fn column_notify_follow_renames(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    unsafe {
-        let tree = event_trigger_data(fcinfo).parsetree;
-        if tree.is_null() || (*tree).type_ != pg_sys::NodeTag::T_RenameStmt {
-            return pg_sys::Datum::from(0);
-        }
-        let rename = &*(tree as *const pg_sys::RenameStmt);
-        if rename.renameType != pg_sys::ObjectType::OBJECT_COLUMN || rename.relation.is_null() {
-            return pg_sys::Datum::from(0);
-        }
-        // The renamed column's table, as the command resolved it (the function runs with
-        // its own search_path, so the statement's name cannot be looked up again).
-        let table = none_when_no_row(Spi::get_one::<pg_sys::Oid>(
-            "SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
-             WHERE c.object_type OPERATOR(pg_catalog.=) 'table column'",
-        ))
-        .expect("reading the renamed column's table")
-        .unwrap_or(pg_sys::InvalidOid);
-        let old = server_text::decode_cstr(CStr::from_ptr(rename.subname));
-        let new = server_text::decode_cstr(CStr::from_ptr(rename.newname));
-        if table != pg_sys::InvalidOid {
-            // The column is renamed in every table that inherits it too (partitions).
-            for table in catalog::table_and_descendants(table) {
-                for stored in catalog::watches_of(table) {
-                    if stored.mentions(&old) {
-                        let renamed = stored.with_column_renamed(&old, &new);
-                        reinstall_or_forget(table, &stored, renamed);
-                    }
+    // SAFETY: PostgreSQL calls this function with its call information (the caller's
+    // contract).
+    let tree = unsafe { event_trigger_data(fcinfo) }.parsetree;
+    // SAFETY: a non-null parse tree is the running command's node, which lives for the call.
+    if tree.is_null() || unsafe { (*tree).type_ } != pg_sys::NodeTag::T_RenameStmt {
+        return pg_sys::Datum::from(0);
+    }
+    // SAFETY: a node tagged T_RenameStmt is a RenameStmt.
+    let rename = unsafe { &*(tree as *const pg_sys::RenameStmt) };
+    if rename.renameType != pg_sys::ObjectType::OBJECT_COLUMN || rename.relation.is_null() {
+        return pg_sys::Datum::from(0);
+    }
+    // The renamed column's table, as the command resolved it (the function runs with
+    // its own search_path, so the statement's name cannot be looked up again).
+    let table = none_when_no_row(Spi::get_one::<pg_sys::Oid>(
+        "SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
+         WHERE c.object_type OPERATOR(pg_catalog.=) 'table column'",
+    ))
+    .expect("reading the renamed column's table")
+    .unwrap_or(pg_sys::InvalidOid);
+    // SAFETY: a column rename names the old and the new column, NUL-terminated.
+    let old = server_text::decode_cstr(unsafe { CStr::from_ptr(rename.subname) });
+    // SAFETY: as for `old`.
+    let new = server_text::decode_cstr(unsafe { CStr::from_ptr(rename.newname) });
+    if table != pg_sys::InvalidOid {
+        // The column is renamed in every table that inherits it too (partitions).
+        for table in catalog::table_and_descendants(table) {
+            for stored in catalog::watches_of(table) {
+                if stored.mentions(&old) {
+                    let renamed = stored.with_column_renamed(&old, &new);
+                    reinstall_or_forget(table, &stored, renamed);
                 }
             }
         }
@@ -71,6 +75,8 @@ pub unsafe extern "C-unwind" fn column_notify_follow_renames(
 pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL calls this function with its call information (the caller's
+    // contract); this checks that an event trigger called it.
     unsafe { event_trigger_data(fcinfo) };
     let dropped: Vec<(String, pg_sys::Oid, Option<String>)> = Spi::connect(|client| {
         client
@@ -153,7 +159,13 @@ fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: St
     }
 }
 
+/// The event trigger's data of this call; an error when no event trigger made the call.
+///
+/// # Safety
+/// `fcinfo` must be a call from the function manager; `'a` must not outlive the call.
 unsafe fn event_trigger_data<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a pg_sys::EventTriggerData {
+    // SAFETY: a call from the function manager (the caller's contract); a context tagged
+    // T_EventTriggerData is an EventTriggerData.
     unsafe { call_context(fcinfo, pg_sys::NodeTag::T_EventTriggerData) }
         .unwrap_or_else(|| pgrx::error!("pg_column_notify: not called by an event trigger"))
 }

@@ -25,11 +25,13 @@ impl ArrayEncoder {
         array_type: pg_sys::Oid,
         memory_context: pg_sys::MemoryContext,
     ) -> Option<Self> {
+        // SAFETY: a catalog lookup inside a transaction (the caller's contract).
         let element_type = unsafe { pg_sys::get_element_type(array_type) };
         if element_type == pg_sys::InvalidOid || element_type == pg_sys::RECORDOID {
             return None;
         }
         let (mut length, mut by_value, mut align) = (0, false, 0);
+        // SAFETY: a catalog lookup of an existing type, writing into the three locals.
         unsafe {
             pg_sys::get_typlenbyvalalign(element_type, &mut length, &mut by_value, &mut align)
         };
@@ -38,6 +40,8 @@ impl ArrayEncoder {
             length,
             by_value,
             align,
+            // SAFETY: inside a transaction, with a context that outlives the encoder (the
+            // caller's contract).
             element: unsafe { ColumnEncoder::for_type(element_type, memory_context) },
         })
     }
@@ -47,22 +51,30 @@ impl ArrayEncoder {
     /// # Safety
     /// `value` must be an array of the type this encoder was made for.
     pub unsafe fn encode(&mut self, value: pg_sys::Datum, out: &mut Vec<u8>) {
-        unsafe {
-            // A detoasted copy, if one is made, lives in the current (per-row) context.
-            let array = pg_sys::pg_detoast_datum(value.cast_mut_ptr()).cast::<pg_sys::ArrayType>();
-            let dimensions = std::slice::from_raw_parts(
+        // A detoasted copy, if one is made, lives in the current (per-row) context.
+        // SAFETY: `value` is an array (the caller's contract).
+        let array =
+            unsafe { pg_sys::pg_detoast_datum(value.cast_mut_ptr()) }.cast::<pg_sys::ArrayType>();
+        // SAFETY: a detoasted array's header is followed by its `ndim` dimensions (ARR_DIMS).
+        let dimensions = unsafe {
+            std::slice::from_raw_parts(
                 array
                     .cast::<u8>()
                     .add(std::mem::size_of::<pg_sys::ArrayType>())
                     .cast::<std::ffi::c_int>(),
                 (*array).ndim.max(0) as usize,
-            );
-            if pg_sys::ArrayGetNItems(dimensions.len() as i32, dimensions.as_ptr()) <= 0 {
-                out.extend_from_slice(b"[]");
-                return;
-            }
-            let (mut values, mut nulls, mut count) =
-                (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+            )
+        };
+        // SAFETY: `dimensions` holds as many entries as the count passed.
+        if unsafe { pg_sys::ArrayGetNItems(dimensions.len() as i32, dimensions.as_ptr()) } <= 0 {
+            out.extend_from_slice(b"[]");
+            return;
+        }
+        let (mut values, mut nulls, mut count) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        // SAFETY: the array's elements are of the type, length, passing and alignment this
+        // encoder looked up; deconstruct_array returns `count` values and nulls, allocated in
+        // the current context.
+        let (values, nulls) = unsafe {
             pg_sys::deconstruct_array(
                 array,
                 self.element_type,
@@ -73,14 +85,20 @@ impl ArrayEncoder {
                 &mut nulls,
                 &mut count,
             );
-            let values = std::slice::from_raw_parts(values, count as usize);
-            let nulls = std::slice::from_raw_parts(nulls, count as usize);
-            let mut elements = values.iter().zip(nulls);
-            self.push_dimension(out, dimensions, &mut elements);
-        }
+            (
+                std::slice::from_raw_parts(values, count as usize),
+                std::slice::from_raw_parts(nulls, count as usize),
+            )
+        };
+        let mut elements = values.iter().zip(nulls);
+        // SAFETY: the elements are values of the element type, laid out in `dimensions`.
+        unsafe { self.push_dimension(out, dimensions, &mut elements) };
     }
 
     /// `[…]` of the first of `dimensions`, taking its elements from `elements`.
+    ///
+    /// # Safety
+    /// Every element must be a value of the type this encoder was made for.
     unsafe fn push_dimension<'a>(
         &mut self,
         out: &mut Vec<u8>,
@@ -93,11 +111,13 @@ impl ArrayEncoder {
                 out.push(b',');
             }
             if dimensions.len() > 1 {
+                // SAFETY: the same elements (the caller's contract).
                 unsafe { self.push_dimension(out, &dimensions[1..], elements) };
                 continue;
             }
             match elements.next() {
                 Some((_, true)) | None => out.extend_from_slice(b"null"),
+                // SAFETY: a non-null element of the element type (the caller's contract).
                 Some((&value, false)) => unsafe { self.element.encode(value, out) },
             }
         }

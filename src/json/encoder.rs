@@ -55,7 +55,10 @@ impl ColumnEncoder {
     /// # Safety
     /// Must run inside a transaction; `memory_context` must be valid.
     pub unsafe fn for_type(type_oid: pg_sys::Oid, memory_context: pg_sys::MemoryContext) -> Self {
+        // SAFETY: a catalog lookup inside a transaction (the caller's contract).
         let base = unsafe { pg_sys::getBaseType(type_oid) };
+        // SAFETY: inside a transaction, with a context that outlives the encoder (the
+        // caller's contract).
         let function = |oid| unsafe { function_info(oid, memory_context) };
         match base {
             pg_sys::BOOLOID => Self::Bool,
@@ -75,13 +78,18 @@ impl ColumnEncoder {
             },
             pg_sys::JSONBOID => Self::JsonOutput(function(output_function(base))),
             pg_sys::UUIDOID => Self::Uuid,
+            // SAFETY: as for `function`.
             _ if is_array(base) => match unsafe { ArrayEncoder::for_array(base, memory_context) } {
                 Some(array) => Self::Array(Box::new(array)),
+                // SAFETY: as for `function`.
                 None => Self::JsonFunction(unsafe { builtin(c"array_to_json", memory_context) }),
             },
+            // SAFETY: a catalog lookup of an existing type.
             _ if unsafe { pg_sys::type_is_rowtype(base) } => {
+                // SAFETY: as for `function`.
                 Self::JsonFunction(unsafe { builtin(c"row_to_json", memory_context) })
             }
+            // SAFETY: inside a transaction (the caller's contract).
             _ => match unsafe { cast_to_json(base) } {
                 Some(cast) => Self::JsonFunction(function(cast)),
                 None => Self::Quoted(function(output_function(base))),
@@ -103,9 +111,13 @@ impl ColumnEncoder {
             Self::Int2 => push_integer(out, value.value() as i16),
             Self::Int4 => push_integer(out, value.value() as i32),
             Self::Int8 => push_integer(out, value.value() as i64),
+            // SAFETY: `value` is of a text-like type, a varlena (the caller's contract).
             Self::Text => json_text::push_string(out, unsafe { varlena_bytes(value) }),
+            // SAFETY: `value` is a json value, a varlena (the caller's contract).
             Self::JsonText => out.extend_from_slice(unsafe { varlena_bytes(value) }),
             Self::Number(output) => {
+                // SAFETY: the output function of the value's type (the caller's contract),
+                // looked up in a context that outlives the encoder.
                 let text = unsafe { call_output(output, value) };
                 if json_text::is_json_number(text) {
                     out.extend_from_slice(text);
@@ -116,33 +128,45 @@ impl ColumnEncoder {
             Self::Date => json_datetime::push_date(out, value.value() as i32),
             Self::Timestamp => {
                 if !json_datetime::push_timestamp(out, value.value() as i64) {
+                    // SAFETY: `value` is a timestamp (the caller's contract).
                     unsafe { push_server_date_time(out, value, pg_sys::TIMESTAMPOID) }
                 }
             }
             Self::TimestampTz { zone, fixed_offset } => {
+                // SAFETY: reads the session's time zone; a backend runs one thread.
                 let session_zone = unsafe { pg_sys::session_timezone };
                 if *zone != session_zone {
                     *zone = session_zone;
+                    // SAFETY: the session's zone, null or loaded (loaded zones are never freed).
                     *fixed_offset = unsafe { fixed_utc_offset(session_zone) };
                 }
                 let written = fixed_offset.is_some_and(|offset| {
                     json_datetime::push_timestamptz(out, value.value() as i64, offset)
                 });
                 if !written {
+                    // SAFETY: `value` is a timestamptz (the caller's contract).
                     unsafe { push_server_date_time(out, value, pg_sys::TIMESTAMPTZOID) }
                 }
             }
+            // SAFETY: a uuid is passed by reference, as its 16 bytes.
             Self::Uuid => push_uuid(out, unsafe { &*value.cast_mut_ptr::<[u8; 16]>() }),
+            // SAFETY: `value` is an array of the type the encoder was made for (the caller's
+            // contract).
             Self::Array(array) => unsafe { array.encode(value, out) },
             Self::JsonOutput(output) => {
+                // SAFETY: as for `Number`.
                 out.extend_from_slice(unsafe { call_output(output, value) })
             }
             Self::JsonFunction(function) => {
+                // SAFETY: a function of one argument of the value's type (the caller's
+                // contract), looked up in a context that outlives the encoder.
                 let json =
                     unsafe { pg_sys::FunctionCall1Coll(function, pg_sys::InvalidOid, value) };
+                // SAFETY: the function returns json, a varlena.
                 out.extend_from_slice(unsafe { varlena_bytes(json) });
             }
             Self::Quoted(output) => {
+                // SAFETY: as for `Number`.
                 json_text::push_string(out, unsafe { call_output(output, value) })
             }
         }
@@ -151,9 +175,13 @@ impl ColumnEncoder {
 
 /// The server's own rendering, for time zones with rules (daylight saving time) and for
 /// values outside the range written directly (where it raises the error it raises).
+///
+/// # Safety
+/// `value` must be a value of `type_oid`, a date/time type `JsonEncodeDateTime` takes.
 unsafe fn push_server_date_time(out: &mut Vec<u8>, value: pg_sys::Datum, type_oid: pg_sys::Oid) {
     let mut buffer = [0 as std::ffi::c_char; DATE_TIME_BUFFER];
-    // SAFETY: the buffer has the size JsonEncodeDateTime writes at most.
+    // SAFETY: `value` is of `type_oid` (the caller's contract); the buffer has the size
+    // JsonEncodeDateTime writes at most, and it ends the text with a NUL.
     let text = unsafe {
         pg_sys::JsonEncodeDateTime(buffer.as_mut_ptr(), value, type_oid, std::ptr::null());
         CStr::from_ptr(buffer.as_ptr())
@@ -164,8 +192,12 @@ unsafe fn push_server_date_time(out: &mut Vec<u8>, value: pg_sys::Datum, type_oi
 }
 
 /// Seconds east of UTC when `zone` never changes its offset, as UTC does.
+///
+/// # Safety
+/// `zone` must be null or a time zone PostgreSQL loaded.
 unsafe fn fixed_utc_offset(zone: *mut pg_sys::pg_tz) -> Option<i64> {
     let mut offset: std::ffi::c_long = 0;
+    // SAFETY: a non-null `zone` is a loaded time zone (the caller's contract).
     (!zone.is_null() && unsafe { pg_sys::pg_get_timezone_offset(zone, &mut offset) })
         .then_some(offset)
 }
@@ -190,7 +222,12 @@ fn push_integer<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
 
 /// The bytes of a text-like varlena, detoasted when needed. The copy a detoast makes lives
 /// in the current (per-row) memory context.
+///
+/// # Safety
+/// `value` must be a varlena; `'a` must not outlive it nor the current memory context.
 unsafe fn varlena_bytes<'a>(value: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: `value` is a varlena (the caller's contract); a detoasted copy is a plain
+    // varlena in the current memory context.
     unsafe {
         let mut varlena = value.cast_mut_ptr::<pg_sys::varlena>();
         if !is_plain(varlena) {
@@ -200,11 +237,19 @@ unsafe fn varlena_bytes<'a>(value: pg_sys::Datum) -> &'a [u8] {
     }
 }
 
+/// The output text of `value`, in the current memory context.
+///
+/// # Safety
+/// `output` must be the output function of the value's type; `'a` must not outlive the
+/// current memory context.
 unsafe fn call_output<'a>(output: &mut pg_sys::FmgrInfo, value: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: an output function returns a NUL-terminated string in the current memory
+    // context, for a value of its type (the caller's contract).
     unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(output, value)).to_bytes() }
 }
 
 fn is_array(type_oid: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup of a type.
     (unsafe { pg_sys::get_element_type(type_oid) }) != pg_sys::InvalidOid
         || type_oid == pg_sys::ANYARRAYOID
         || type_oid == pg_sys::ANYCOMPATIBLEARRAYOID
@@ -212,11 +257,16 @@ fn is_array(type_oid: pg_sys::Oid) -> bool {
 }
 
 /// The explicit cast function to json of a user-defined type, as `to_json` would use it.
+///
+/// # Safety
+/// Must run inside a transaction.
 unsafe fn cast_to_json(type_oid: pg_sys::Oid) -> Option<pg_sys::Oid> {
     if u32::from(type_oid) < pg_sys::FirstNormalObjectId {
         return None;
     }
     let mut cast = pg_sys::InvalidOid;
+    // SAFETY: a catalog lookup inside a transaction (the caller's contract), writing into
+    // the local `cast`.
     let path = unsafe {
         pg_sys::find_coercion_pathway(
             pg_sys::JSONOID,

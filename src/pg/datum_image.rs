@@ -37,6 +37,8 @@ impl Storage {
         if self.by_value || a == b {
             return same(a == b);
         }
+        // SAFETY: both datums are values of a column with this storage (the caller's
+        // contract): pointers to `length` bytes, to varlenas (-1) or to C strings (-2).
         unsafe {
             match self.length {
                 length if length > 0 => {
@@ -71,6 +73,8 @@ impl Storage {
 /// # Safety
 /// `value` must point to a varlena.
 pub unsafe fn is_plain(value: *const pg_sys::varlena) -> bool {
+    // SAFETY: `value` points to a varlena (the caller's contract), whose first byte tells
+    // which header it has.
     unsafe {
         if varlena::varatt_is_1b(value) {
             !varlena::varatt_is_1b_e(value)
@@ -81,6 +85,11 @@ pub unsafe fn is_plain(value: *const pg_sys::varlena) -> bool {
 }
 
 /// The whole stored varlena, header included (a TOAST pointer for toasted values).
+///
+/// # Safety
+/// `value` must point to a varlena that lives as long as `'a`.
 unsafe fn raw_bytes<'a>(value: *const pg_sys::varlena) -> &'a [u8] {
+    // SAFETY: `value` points to a varlena (the caller's contract), and `varsize_any` reads
+    // its stored size, header included, from its header.
     unsafe { std::slice::from_raw_parts(value.cast::<u8>(), varlena::varsize_any(value)) }
 }

@@ -1,9 +1,11 @@
 //! Raw server interfaces the rest builds on: the function manager, built-in functions, the
-//! primary key, text in the database's encoding, and SQL run by the extension itself.
+//! primary key, text in the database's encoding, SQL run by the extension itself, and the
+//! current memory context.
 
 pub mod builtin_functions;
 pub mod datum_image;
 pub mod internal_sql;
+pub mod memory_context;
 pub mod primary_key;
 pub mod server_text;
 pub mod v1_call;

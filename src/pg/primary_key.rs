@@ -8,13 +8,18 @@ use pgrx::pg_sys;
 /// # Safety
 /// `relation` must be an open relation.
 pub unsafe fn primary_key_attnums(relation: pg_sys::Relation) -> Vec<i16> {
-    unsafe {
-        // Computing the index list is what fills in rd_pkindex.
+    // SAFETY: `relation` is open (the caller's contract), so its relcache entry is valid.
+    // Computing the index list is what fills in rd_pkindex.
+    let index_oid = unsafe {
         pg_sys::list_free(pg_sys::RelationGetIndexList(relation));
-        let index_oid = (*relation).rd_pkindex;
-        if index_oid == pg_sys::InvalidOid {
-            return Vec::new();
-        }
+        (*relation).rd_pkindex
+    };
+    if index_oid == pg_sys::InvalidOid {
+        return Vec::new();
+    }
+    // SAFETY: the primary key of an open relation exists; its index row is read while the
+    // index is open, and copied before it is closed.
+    unsafe {
         let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let form = &*(*index).rd_index;
         let attnums = form

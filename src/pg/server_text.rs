@@ -47,8 +47,9 @@ pub fn decode(bytes: &[u8]) -> String {
         ServerEncoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
         ServerEncoding::SqlAscii => bytes.iter().map(|&byte| char::from(byte)).collect(),
         ServerEncoding::Other => {
+            // SAFETY: `convert` passes `length` bytes at `text`, NUL-terminated; the result is
+            // NUL-terminated.
             let utf8 = convert(bytes, |text, length| unsafe {
-                // SAFETY: `text` holds `length` bytes; the result is NUL-terminated.
                 pg_sys::pg_server_to_any(text, length, pg_sys::pg_enc::PG_UTF8 as i32)
             });
             String::from_utf8_lossy(&utf8).into_owned()
@@ -69,8 +70,8 @@ pub fn encode(text: &str) -> Vec<u8> {
             .chars()
             .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
             .collect(),
+        // SAFETY: as in `decode`.
         ServerEncoding::Other => convert(text.as_bytes(), |text, length| unsafe {
-            // SAFETY: as in `decode`.
             pg_sys::pg_any_to_server(text, length, pg_sys::pg_enc::PG_UTF8 as i32)
         }),
     }
@@ -94,6 +95,7 @@ fn convert(
     // SAFETY: a conversion that made a new string returns it NUL-terminated, in the current
     // memory context.
     let result = unsafe { CStr::from_ptr(converted) }.to_bytes().to_vec();
+    // SAFETY: the conversion allocated `converted`, and it is not used again.
     unsafe { pg_sys::pfree(converted.cast()) };
     result
 }
@@ -153,6 +155,9 @@ pub fn text_column(
 pub struct ServerText(pub Vec<u8>);
 
 impl FromDatum for ServerText {
+    /// # Safety
+    /// As [`FromDatum::from_polymorphic_datum`]: unless `is_null`, `datum` must be a valid
+    /// value of a text-like type.
     unsafe fn from_polymorphic_datum(
         datum: pg_sys::Datum,
         is_null: bool,
@@ -168,6 +173,9 @@ impl_sql_translatable!(ServerText, "text");
 
 // SAFETY: returns the text datum `into_datum` makes, or SQL NULL.
 unsafe impl pgrx::callconv::BoxRet for ServerText {
+    /// # Safety
+    /// As [`pgrx::callconv::BoxRet::box_into`]: the datum made must be what the function
+    /// returns, and the function's SQL result type must be `text`.
     unsafe fn box_into<'fcx>(
         self,
         fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,

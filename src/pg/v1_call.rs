@@ -22,11 +22,14 @@ pub(crate) use v1_function_info;
 /// `EventTriggerData` for an event trigger), when it is of type `tag`.
 ///
 /// # Safety
-/// `fcinfo` must be a call from the function manager; `T` must be the struct of `tag`.
+/// `fcinfo` must be a call from the function manager; `T` must be the struct of `tag`;
+/// `'a` must not outlive the call.
 pub unsafe fn call_context<'a, T>(
     fcinfo: pg_sys::FunctionCallInfo,
     tag: pg_sys::NodeTag,
 ) -> Option<&'a T> {
+    // SAFETY: `fcinfo` is a valid call (the caller's contract), so a non-null context is a
+    // node, and one tagged `tag` is a `T` (the caller's contract) that lives for the call.
     unsafe {
         let context = (*fcinfo).context;
         (!context.is_null() && (*context).type_ == tag).then(|| &*(context as *const T))

@@ -39,28 +39,34 @@ impl Equality {
         storage: Storage,
         memory_context: pg_sys::MemoryContext,
     ) -> Self {
-        unsafe {
-            let cache = pg_sys::lookup_type_cache(type_oid, pg_sys::TYPECACHE_EQ_OPR as i32);
-            let operator = (*cache).eq_opr;
-            if operator == pg_sys::InvalidOid {
-                let output = function_info(output_function(type_oid), memory_context);
-                return Self::TextForm { output };
-            }
-            let procedure = pg_sys::get_opcode(operator);
-            if is_identity_equality(procedure, collation) {
-                // Only varlena text can hold equal values in different images (one toasted).
-                let operator =
-                    (storage.length == -1).then(|| function_info(procedure, memory_context));
-                return Self::SameImage {
-                    storage,
-                    operator,
-                    collation,
-                };
-            }
-            Self::Operator {
-                function: function_info(procedure, memory_context),
+        // SAFETY: inside a transaction (the caller's contract); type cache entries are never
+        // freed, so the returned pointer is valid.
+        let operator = unsafe {
+            (*pg_sys::lookup_type_cache(type_oid, pg_sys::TYPECACHE_EQ_OPR as i32)).eq_opr
+        };
+        if operator == pg_sys::InvalidOid {
+            // SAFETY: inside a transaction; `memory_context` outlives the value (the caller's
+            // contract), and so the function information kept in it.
+            let output = unsafe { function_info(output_function(type_oid), memory_context) };
+            return Self::TextForm { output };
+        }
+        // SAFETY: a catalog lookup of the operator the type cache just gave.
+        let procedure = unsafe { pg_sys::get_opcode(operator) };
+        if is_identity_equality(procedure, collation) {
+            // Only varlena text can hold equal values in different images (one toasted).
+            // SAFETY: as for `output` above.
+            let operator =
+                (storage.length == -1).then(|| unsafe { function_info(procedure, memory_context) });
+            return Self::SameImage {
+                storage,
+                operator,
                 collation,
-            }
+            };
+        }
+        Self::Operator {
+            // SAFETY: as for `output` above.
+            function: unsafe { function_info(procedure, memory_context) },
+            collation,
         }
     }
 
@@ -78,31 +84,43 @@ impl Equality {
             (Some(old), Some(new)) => (old, new),
             _ => return true,
         };
-        unsafe {
-            match self {
-                Self::SameImage {
-                    storage,
-                    operator,
-                    collation,
-                } => match storage.compare(old, new) {
+        match self {
+            Self::SameImage {
+                storage,
+                operator,
+                collation,
+            } => {
+                // SAFETY: both datums are values of the column, stored as `storage` says (the
+                // caller's contract).
+                match unsafe { storage.compare(old, new) } {
                     Images::Same => false,
                     Images::Different => true,
                     Images::Undecided => match operator {
                         Some(function) => {
-                            pg_sys::FunctionCall2Coll(function, *collation, old, new).value() == 0
+                            // SAFETY: the type's `=`, looked up in a context that outlives
+                            // `self`, called on two values of its type.
+                            unsafe { pg_sys::FunctionCall2Coll(function, *collation, old, new) }
+                                .value()
+                                == 0
                         }
                         None => true,
                     },
-                },
-                Self::Operator {
-                    function,
-                    collation,
-                } => pg_sys::FunctionCall2Coll(function, *collation, old, new).value() == 0,
-                Self::TextForm { output } => {
-                    let old = CStr::from_ptr(pg_sys::OutputFunctionCall(output, old));
-                    let new = CStr::from_ptr(pg_sys::OutputFunctionCall(output, new));
-                    old != new
                 }
+            }
+            Self::Operator {
+                function,
+                collation,
+            } => {
+                // SAFETY: as for `Images::Undecided` above.
+                unsafe { pg_sys::FunctionCall2Coll(function, *collation, old, new) }.value() == 0
+            }
+            Self::TextForm { output } => {
+                // SAFETY: the type's output function, looked up in a context that outlives
+                // `self`, returns a new NUL-terminated string for a value of its type.
+                let old = unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(output, old)) };
+                // SAFETY: as for `old`.
+                let new = unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(output, new)) };
+                old != new
             }
         }
     }
@@ -130,6 +148,8 @@ fn is_identity_equality(procedure: pg_sys::Oid, collation: pg_sys::Oid) -> bool 
     // texteq compares bytes under a deterministic collation (the default one is).
     procedure == pg_sys::F_TEXTEQ
         && (collation == pg_sys::InvalidOid
+            // SAFETY: a catalog lookup of the column's collation, which exists while the
+            // column does.
             || unsafe { pg_sys::get_collation_isdeterministic(collation) })
 }
 

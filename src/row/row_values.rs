@@ -20,6 +20,8 @@ impl RowValues {
     /// # Safety
     /// `tuple` must be a valid tuple of `descriptor`, which has the width given at creation.
     pub unsafe fn load(&mut self, tuple: pg_sys::HeapTuple, descriptor: pg_sys::TupleDesc) {
+        // SAFETY: `tuple` is a tuple of `descriptor`, whose width both buffers have (the
+        // caller's contract), so heap_deform_tuple writes inside them.
         unsafe {
             debug_assert_eq!((*descriptor).natts as usize, self.values.len());
             pg_sys::heap_deform_tuple(
@@ -36,8 +38,10 @@ impl RowValues {
     /// # Safety
     /// `slot` must hold a tuple of the descriptor's width given at creation.
     pub unsafe fn load_slot(&mut self, slot: *mut pg_sys::TupleTableSlot) {
+        let width = self.values.len();
+        // SAFETY: the slot holds a tuple of `width` attributes (the caller's contract); once
+        // deformed, its value and null arrays hold that many entries.
         unsafe {
-            let width = self.values.len();
             pg_sys::slot_getsomeattrs_int(slot, width as i32);
             self.values
                 .copy_from_slice(std::slice::from_raw_parts((*slot).tts_values, width));

@@ -280,14 +280,17 @@ pub fn table_and_descendants(table: pg_sys::Oid) -> Vec<pg_sys::Oid> {
 }
 
 pub fn table_exists(table: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog lookup by OID; an unknown one gives null.
     !unsafe { pg_sys::get_rel_name(table) }.is_null()
 }
 
 pub fn table_display_name(table: pg_sys::Oid) -> String {
+    // SAFETY: a catalog lookup by OID; an unknown one gives null.
     let name = unsafe { pg_sys::get_rel_name(table) };
     if name.is_null() {
         format!("with OID {}", u32::from(table))
     } else {
+        // SAFETY: a non-null result is a new NUL-terminated copy of the name.
         server_text::decode_cstr(unsafe { CStr::from_ptr(name) })
     }
 }

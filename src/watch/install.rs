@@ -216,6 +216,7 @@ impl WatchedTable {
     /// checks and the trigger's creation.
     pub fn open(oid: pg_sys::Oid) -> Result<Self, WatchError> {
         let display = table_display_name(oid);
+        // SAFETY: a syscache lookup by OID, inside the caller's transaction.
         let exists = unsafe {
             pg_sys::SearchSysCacheExists(
                 pg_sys::SysCacheIdentifier::RELOID as i32,
@@ -228,6 +229,7 @@ impl WatchedTable {
         if !exists {
             return Err(WatchError::UnknownRelation { relation: display });
         }
+        // SAFETY: a catalog lookup of the relation, which exists.
         let kind = unsafe { pg_sys::get_rel_relkind(oid) } as u8;
         if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {
             return Err(WatchError::NotATable {
@@ -235,14 +237,17 @@ impl WatchedTable {
                 kind: relkind_name(kind),
             });
         }
+        // SAFETY: a catalog lookup of the relation, which exists, and of the current role.
         if unsafe { !pg_sys::pg_class_ownercheck(oid, pg_sys::GetUserId()) } {
             return Err(WatchError::NotOwner { table: display });
         }
+        // SAFETY: only compares the OID with the catalogs' range.
         if unsafe { pg_sys::IsCatalogRelationOid(oid) } {
             return Err(WatchError::SystemCatalog { table: display });
         }
         // A temporary table goes at the end of its session without any event trigger
         // firing, so its catalog rows would outlive it.
+        // SAFETY: a catalog lookup of the relation, which exists.
         if unsafe { pg_sys::get_rel_persistence(oid) } as u8 == pg_sys::RELPERSISTENCE_TEMP {
             return Err(WatchError::TemporaryTable { table: display });
         }
@@ -260,9 +265,11 @@ impl WatchedTable {
             schema: server_text::decode_cstr(unsafe {
                 CStr::from_ptr(pg_sys::get_namespace_name((*relation.rd_rel).relnamespace))
             }),
+            // SAFETY: the relation is open, so its pg_class row holds its NUL-terminated name.
             name: server_text::decode_cstr(unsafe {
                 CStr::from_ptr((*relation.rd_rel).relname.data.as_ptr())
             }),
+            // SAFETY: the relation is open.
             has_primary_key: !unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty(),
         })
     }
@@ -329,6 +336,7 @@ impl WatchedTable {
             return Err(self.unknown_column(column));
         }
         let name = server_text::encode_cstring(column);
+        // SAFETY: a catalog lookup by the table's OID and a NUL-terminated name.
         let attnum = unsafe { pg_sys::get_attnum(self.oid, name.as_ptr()) };
         if attnum == pg_sys::InvalidAttrNumber as i16 {
             Err(self.unknown_column(column))
