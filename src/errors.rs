@@ -176,15 +176,11 @@ impl TriggerProtocolError {
 /// Something about the table changed under a trigger (a watched column was dropped or
 /// renamed). The write goes on; the user is told with a WARNING.
 pub fn warn_missing_column(table: &str, column: &str) {
-    let report = ErrorReport::new(
+    warn_during_write(
         PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-        server_text::for_message(format!(
-            "notify_column_changed: watched column \"{column}\" of {table} no longer exists"
-        )),
-        "notify_column_changed",
-    )
-    .set_hint("Watch the column again under its new name with watch_column().");
-    warn_during_write(report);
+        format!("notify_column_changed: watched column \"{column}\" of {table} no longer exists"),
+        "Watch the column again under its new name with watch_column().",
+    );
 }
 
 /// A PostgreSQL error raised inside the extension's SPI calls reaches the client as
@@ -202,11 +198,17 @@ pub fn keep_backtraces_out_of_errors() {
 /// Reports a WARNING raised while a write runs. In a SQL_ASCII database the statement in
 /// its CONTEXT may hold bytes the client's encoding cannot take, and PostgreSQL then fails
 /// the write while sending the message: there it goes to the server log only.
-pub fn warn_during_write(report: ErrorReport) {
+pub fn warn_during_write(code: PgSqlErrorCode, message: String, hint: &str) {
     let level = if server_text::is_sql_ascii() {
         PgLogLevel::LOG_SERVER_ONLY
     } else {
         PgLogLevel::WARNING
     };
-    report.report(level);
+    ErrorReport::new(
+        code,
+        server_text::for_message(message),
+        "notify_column_changed",
+    )
+    .set_hint(hint)
+    .report(level);
 }

@@ -7,8 +7,9 @@
 
 use std::ffi::CStr;
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{pg_guard, pg_sys};
+use pgrx::{pg_guard, pg_sys, PgLogLevel, PgSqlErrorCode};
 
 use crate::pg::internal_sql::none_when_no_row;
 use crate::pg::server_text;
@@ -110,15 +111,8 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
                     }
                     let remaining = stored.without_column(&column);
                     if remaining.spec.columns.is_empty() {
-                        pgrx::notice!(
-                            "{}",
-                            server_text::for_message(format!(
-                                "pg_column_notify: removed watch {} of table {}: its last watched column \"{column}\" was dropped",
-                                stored.trigger,
-                                catalog::table_display_name(table)
-                            ))
-                        );
-                        install::forget_watch(table, &stored.trigger);
+                        let why = format!("its last watched column \"{column}\" was dropped");
+                        remove_watch(table, &stored, PgLogLevel::NOTICE, &why);
                     } else {
                         reinstall_or_forget(table, &stored, remaining);
                     }
@@ -128,6 +122,21 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
         }
     }
     pg_sys::Datum::from(0)
+}
+
+/// Removes a watch that can no longer follow its table, and says why at `level`.
+fn remove_watch(table: pg_sys::Oid, stored: &StoredWatch, level: PgLogLevel, why: &str) {
+    let message = format!(
+        "pg_column_notify: removed watch {} of table {}: {why}",
+        stored.trigger,
+        catalog::table_display_name(table)
+    );
+    let code = match level {
+        PgLogLevel::WARNING => PgSqlErrorCode::ERRCODE_WARNING,
+        _ => PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+    };
+    ErrorReport::new(code, server_text::for_message(message), "pg_column_notify").report(level);
+    install::forget_watch(table, &stored.trigger);
 }
 
 /// Installs `changed` in place of `stored`, under the same trigger name; when the watch no
@@ -145,17 +154,7 @@ fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: St
             &stored.trigger,
             CatalogLayout::Current,
         ),
-        Err(reason) => {
-            pgrx::warning!(
-                "{}",
-                server_text::for_message(format!(
-                    "pg_column_notify: removed watch {} of table {}: {reason}",
-                    stored.trigger,
-                    catalog::table_display_name(table_oid)
-                ))
-            );
-            install::forget_watch(table_oid, &stored.trigger);
-        }
+        Err(reason) => remove_watch(table_oid, stored, PgLogLevel::WARNING, &reason.to_string()),
     }
 }
 

@@ -43,8 +43,13 @@ fn needs_escape(byte: u8) -> bool {
 }
 
 fn push_unicode_escape(out: &mut Vec<u8>, byte: u8) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.extend_from_slice(b"\\u00");
+    push_hex_byte(out, byte);
+}
+
+/// `byte` as two lower-case hex digits.
+pub fn push_hex_byte(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(HEX[usize::from(byte >> 4)]);
     out.push(HEX[usize::from(byte & 0x0f)]);
 }

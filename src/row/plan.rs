@@ -9,7 +9,6 @@ use std::ffi::{CStr, CString};
 use pgrx::prelude::*;
 use pgrx::{PgRelation, PgTupleDesc};
 
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
 use crate::delivery::event_log::EventLog;
@@ -102,7 +101,7 @@ impl TriggerPlan {
             TriggerProtocolError::BadChannel(spec.channel.clone()).report()
         }
 
-        // the relation is open for the whole build (the caller's obligation); `from_pg`
+        // SAFETY: the relation is open for the whole build (the caller's obligation); `from_pg`
         // only borrows it and does not close it.
         let table = unsafe { PgRelation::from_pg(relation) };
         // SAFETY: an open relation's descriptor lives as long as the relation stays open.
@@ -121,7 +120,7 @@ impl TriggerPlan {
                     by_value: attribute.attbyval,
                     length: attribute.attlen,
                 },
-                // inside a transaction; the plan's context outlives the encoder (both go with
+                // SAFETY: inside a transaction; the plan's context outlives the encoder (both go with
                 // the plan).
                 encoder: unsafe { ColumnEncoder::for_type(attribute.atttypid, memory_context) },
             });
@@ -318,15 +317,13 @@ fn durable_channel_of(trigger: &pg_sys::Trigger, channel: &str, table: &str) -> 
     if channel_id.is_none() {
         // SAFETY: a trigger's name is a NUL-terminated NameData.
         let name = server_text::decode_cstr(unsafe { CStr::from_ptr(trigger.tgname) });
-        let report = ErrorReport::new(
+        warn_during_write(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            server_text::for_message(format!(
+            format!(
                 "notify_column_changed: trigger \"{name}\" on {table} is not a durable watch; its events are not logged"
-            )),
-            "notify_column_changed",
-        )
-        .set_hint("Install durable watches with watch_column(..., durable => true).");
-        warn_during_write(report);
+            ),
+            "Install durable watches with watch_column(..., durable => true).",
+        );
     }
     channel_id
 }
