@@ -163,6 +163,25 @@ pub fn split_batch(payload: Value) -> Vec<Value> {
     }
 }
 
+/// How many notifications of its channel the server held back before this one, when its
+/// NOTIFY queue was nearly full: the `"skipped"` member that pg_column_notify writes first in
+/// the payload (in a batch, first in its first change). `None` when there is none.
+///
+/// ```
+/// use column_notify_listener::skipped_before;
+///
+/// assert_eq!(skipped_before(r#"{"skipped":3,"op":"UPDATE","id":1}"#), Some(3));
+/// assert_eq!(skipped_before(r#"{"changes":[{"skipped":2,"id":1},{"id":2}]}"#), Some(2));
+/// assert_eq!(skipped_before(r#"{"op":"UPDATE","id":1}"#), None);
+/// ```
+pub fn skipped_before(payload: &str) -> Option<u64> {
+    let rest = payload
+        .strip_prefix(r#"{"changes":[{"skipped":"#)
+        .or_else(|| payload.strip_prefix(r#"{"skipped":"#))?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..digits].parse().ok()
+}
+
 fn is_batch(object: &Map<String, Value>) -> bool {
     object.len() == 1 && matches!(object.get("changes"), Some(Value::Array(_)))
 }

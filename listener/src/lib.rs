@@ -96,7 +96,7 @@ mod pool;
 mod tls;
 
 pub use backoff::Backoff;
-pub use change::{split_batch, split_batch_str, Change, Op};
+pub use change::{skipped_before, split_batch, split_batch_str, Change, Op};
 pub use client::connect_client;
 pub use durable::{
     DurableConsumer, DurableConsumerBuilder, DurableEvent, RawDurableEvent, StoredEvent,

@@ -8,7 +8,7 @@ use std::ffi::CStr;
 use crate::delivery::notify::{self, MAX_PAYLOAD_BYTES};
 
 const OPENING: &[u8] = br#"{"changes":["#;
-const CLOSING: &[u8] = b"]}\0";
+const CLOSING_WITHOUT_NUL: &[u8] = b"]}";
 
 /// The notification being filled, reused from call to call.
 pub struct Batch {
@@ -18,7 +18,7 @@ pub struct Batch {
 
 impl Batch {
     /// A change's payload must be shorter than this to fit a batch on its own.
-    pub const CHANGE_LIMIT: usize = MAX_PAYLOAD_BYTES - OPENING.len() - (CLOSING.len() - 1);
+    pub const CHANGE_LIMIT: usize = MAX_PAYLOAD_BYTES - OPENING.len() - CLOSING_WITHOUT_NUL.len();
 
     pub fn new() -> Self {
         Self {
@@ -31,7 +31,7 @@ impl Batch {
     /// first when the change would not fit in it.
     pub fn add(&mut self, channel: &CStr, change: &[u8]) {
         debug_assert!(change.len() < Self::CHANGE_LIMIT);
-        let length_with_change = self.text.len() + 1 + change.len() + CLOSING.len() - 1;
+        let length_with_change = self.text.len() + 1 + change.len() + CLOSING_WITHOUT_NUL.len();
         if self.changes > 0 && length_with_change >= MAX_PAYLOAD_BYTES {
             self.send(channel);
         }
@@ -50,11 +50,9 @@ impl Batch {
         if self.changes == 0 {
             return;
         }
-        self.text.extend_from_slice(CLOSING);
-        debug_assert!(CStr::from_bytes_with_nul(&self.text).is_ok());
-        // SAFETY: CLOSING ends with the only NUL: a change's payload holds none.
-        let payload = unsafe { CStr::from_bytes_with_nul_unchecked(&self.text) };
-        notify::send(channel, payload);
+        self.text.extend_from_slice(CLOSING_WITHOUT_NUL);
+        // The first change's first member follows its opening brace.
+        notify::send(channel, &mut self.text, OPENING.len() + 1);
         self.changes = 0;
     }
 }
@@ -73,7 +71,7 @@ mod tests {
         for length in (1..Batch::CHANGE_LIMIT).step_by(97) {
             let change = vec![b'1'; length];
             batch.add(c"batch_test", &change);
-            assert!(batch.text.len() + CLOSING.len() - 1 < MAX_PAYLOAD_BYTES);
+            assert!(batch.text.len() + CLOSING_WITHOUT_NUL.len() < MAX_PAYLOAD_BYTES);
         }
         batch.add(c"batch_test", &vec![b'1'; Batch::CHANGE_LIMIT - 1]);
         batch.send(c"batch_test");

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod event_log;
 pub mod fit;
 pub mod notify;
+pub mod queue_pressure;
 
 /// Queues a rendered payload: reduced to fit if it must, as a notification of its own on
 /// `channel`, or into `batch`.
@@ -21,13 +22,7 @@ pub fn deliver(channel: &CStr, payload: &mut Vec<u8>, cut: CutPoints, batch: Opt
     fit::fit(payload, cut, limit);
     match batch {
         Some(batch) => batch.add(channel, payload),
-        None => {
-            payload.push(0);
-            debug_assert!(CStr::from_bytes_with_nul(payload).is_ok());
-            // SAFETY: the payload ends with the NUL just pushed and holds no other (see
-            // `fit::fit`); checking it would read the whole payload again.
-            let text = unsafe { CStr::from_bytes_with_nul_unchecked(payload) };
-            notify::send(channel, text);
-        }
+        // A change's own payload: its first member follows the opening brace.
+        None => notify::send(channel, payload, 1),
     }
 }

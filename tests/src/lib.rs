@@ -49,6 +49,23 @@ pub async fn connect(url: &str) -> Client {
     client
 }
 
+/// Opens a connection whose notices (NOTICE, WARNING) are collected, as their messages.
+pub async fn connect_collecting_notices(url: &str) -> (Client, mpsc::UnboundedReceiver<String>) {
+    let (client, mut connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"));
+    let (sender, notices) = mpsc::unbounded_channel();
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notice(notice) = message {
+                let _ = sender.send(notice.message().to_owned());
+            }
+        }
+    });
+    (client, notices)
+}
+
 /// A database of its own for one test, with the extension created in it.
 pub struct TestDatabase {
     pub url: String,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::change::{split_batch, Change};
+use crate::change::{skipped_before, split_batch, Change};
 
 /// A notification exactly as PostgreSQL delivered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,16 @@ pub enum ConnectionEvent {
         attempts: u32,
         /// How long the listener was not listening, from the loss to the new `LISTEN`.
         downtime: Duration,
+    },
+    /// The server held back `count` notifications of `channel` before the one that follows
+    /// this event, because its NOTIFY queue was nearly full (a listener stuck inside a
+    /// transaction keeps it from being cleaned; see `pg_column_notify.max_queue_usage`).
+    /// Like a reconnection, it is a gap: resynchronise, or replay a durable watch.
+    NotificationsSkipped {
+        /// The channel whose notifications were held back.
+        channel: String,
+        /// How many.
+        count: u64,
     },
 }
 
@@ -163,16 +173,22 @@ impl Undecoded {
             RawEvent::Connection(event) => return vec![Undecoded::Connection(event)],
             RawEvent::Notification(notification) => notification,
         };
+        let gap = skipped_before(&notification.payload).map(|count| {
+            Undecoded::Connection(ConnectionEvent::NotificationsSkipped {
+                channel: notification.channel.clone(),
+                count,
+            })
+        });
         match serde_json::from_str(&notification.payload) {
             Ok(payload) => {
                 let notification = Arc::new(notification);
-                split_batch(payload)
+                let changes = split_batch(payload)
                     .into_iter()
                     .map(|change| Undecoded::Change {
                         notification: Arc::clone(&notification),
                         change,
-                    })
-                    .collect()
+                    });
+                gap.into_iter().chain(changes).collect()
             }
             Err(error) => vec![Undecoded::Invalid {
                 notification,
@@ -347,5 +363,26 @@ mod tests {
             2
         );
         assert_eq!(changes::<Value>(r#" { "changes" : [ ] } "#).len(), 0);
+    }
+
+    #[test]
+    fn held_back_notifications_come_as_a_gap_before_the_change() {
+        for payload in [
+            r#"{"skipped":12,"op":"UPDATE","id":1,"old":null,"new":null}"#,
+            r#"{"changes":[{"skipped":12,"op":"UPDATE","id":1,"old":null,"new":null}]}"#,
+        ] {
+            let events = Event::<Value>::decode(notification(payload));
+            match &events[..] {
+                [Event::Connection(ConnectionEvent::NotificationsSkipped { channel, count }), Event::Change { .. }] =>
+                {
+                    assert_eq!((channel.as_str(), *count), ("c", 12));
+                }
+                other => panic!("{payload}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            Event::<Value>::decode(notification(r#"{"op":"UPDATE","id":1}"#)).len(),
+            1
+        );
     }
 }

@@ -7,8 +7,8 @@ use std::io::{self, Write};
 use std::pin::Pin;
 
 use column_notify_listener::{
-    split_batch_str, ConnectionEvent, DurableConsumer, Listener, Notification, RawDurableEvent,
-    RawEvent, TlsVerification,
+    skipped_before, split_batch_str, ConnectionEvent, DurableConsumer, Listener, Notification,
+    RawDurableEvent, RawEvent, TlsVerification,
 };
 use serde_json::value::RawValue;
 
@@ -35,6 +35,13 @@ pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<()
     while let Some(event) = until_interrupted(&mut interrupt, listener.recv()).await? {
         match event {
             Some(RawEvent::Notification(notification)) => {
+                if let Some(count) = skipped_before(&notification.payload) {
+                    let gap = ConnectionEvent::NotificationsSkipped {
+                        channel: notification.channel.clone(),
+                        count,
+                    };
+                    eprintln!("column-notify: {}", describe(&gap));
+                }
                 for line in notification_lines(&notification) {
                     if !print(&line)? {
                         return Ok(());
@@ -188,6 +195,10 @@ fn describe(event: &ConnectionEvent) -> String {
                 "reconnected after {attempts} attempt(s), {downtime:.1?} without listening{missed}"
             )
         }
+        ConnectionEvent::NotificationsSkipped { channel, count } => format!(
+            "the server held back {count} notification(s) on {channel} (its NOTIFY queue was \
+             nearly full): they were missed"
+        ),
         other => format!("{other:?}"),
     }
 }
