@@ -233,3 +233,40 @@ fn help_for_every_command_and_errors_as_one_line() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn status_shows_the_queue_and_the_sessions_idle_in_a_transaction() {
+    let stuck = sender().await;
+    stuck
+        .batch_execute("BEGIN; LISTEN column_notify_status_test; SELECT 1")
+        .await
+        .unwrap();
+    let pid: i32 = stuck
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let output = column_notify!()
+        .args(["status", "--database-url", &server_url()])
+        .output()
+        .unwrap();
+    stuck.batch_execute("ROLLBACK").await.unwrap();
+
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("notification queue usage: ") && lines[0].contains("% ("),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sessions idle in a transaction"),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.trim_start().starts_with(&format!("{pid} "))),
+        "the stuck session {pid} is listed:\n{stdout}"
+    );
+}

@@ -56,6 +56,10 @@ pub enum Command {
     /// Show the watches of the database (the column_watches view) and how full the
     /// server's notification queue is.
     Watches,
+    /// Show how full the server's NOTIFY queue is, the sessions idle in a transaction (a
+    /// listener among them keeps the queue from being cleaned), and the durable channels'
+    /// backlog.
+    Status,
 }
 
 /// The arguments of `listen`.

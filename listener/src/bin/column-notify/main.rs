@@ -3,6 +3,7 @@
 mod cli;
 mod failure;
 mod listen;
+mod status;
 mod table;
 mod watches;
 
@@ -43,6 +44,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Listen(args) => listen::run(&url, tls, args).await,
         Command::Watches => watches::run(&url, &tls).await,
+        Command::Status => status::run(&url, &tls).await,
     }
 }
 

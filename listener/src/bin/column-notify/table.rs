@@ -2,11 +2,37 @@
 
 use std::fmt;
 
+use column_notify_listener::tokio_postgres::{Client, SimpleQueryMessage};
+use column_notify_listener::Error;
+
+use crate::failure::Failure;
+
 /// Column names and rows of text; NULL is shown empty.
 #[derive(Debug, Default)]
 pub struct Table {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// The rows of `sql` (a query of text columns, run as a simple query).
+    pub async fn of_query(client: &Client, sql: &str) -> Result<Table, Failure> {
+        let mut table = Table::default();
+        for message in client.simple_query(sql).await.map_err(Error::Query)? {
+            match message {
+                SimpleQueryMessage::RowDescription(columns) => {
+                    table.header = columns.iter().map(|c| c.name().to_string()).collect();
+                }
+                SimpleQueryMessage::Row(row) => table.rows.push(
+                    (0..row.len())
+                        .map(|i| row.get(i).unwrap_or_default().to_string())
+                        .collect(),
+                ),
+                _ => {}
+            }
+        }
+        Ok(table)
+    }
 }
 
 impl fmt::Display for Table {

@@ -1,6 +1,5 @@
 //! `column-notify watches`: the column_watches view as a table, and the queue usage.
 
-use column_notify_listener::tokio_postgres::SimpleQueryMessage;
 use column_notify_listener::{connect_client, Error, TlsVerification};
 
 use crate::failure::Failure;
@@ -19,24 +18,7 @@ pub async fn run(url: &str, tls: &TlsVerification) -> Result<(), Failure> {
                 .to_string(),
         ));
     }
-    let mut table = Table::default();
-    for message in client
-        .simple_query("SELECT * FROM column_watches")
-        .await
-        .map_err(Error::Query)?
-    {
-        match message {
-            SimpleQueryMessage::RowDescription(columns) => {
-                table.header = columns.iter().map(|c| c.name().to_string()).collect();
-            }
-            SimpleQueryMessage::Row(row) => table.rows.push(
-                (0..row.len())
-                    .map(|i| row.get(i).unwrap_or_default().to_string())
-                    .collect(),
-            ),
-            _ => {}
-        }
-    }
+    let table = Table::of_query(&client, "SELECT * FROM column_watches").await?;
     print!("{table}");
     let usage: f64 = client
         .query_one("SELECT pg_notification_queue_usage()", &[])
