@@ -17,6 +17,7 @@ mod json_encoder;
 mod json_text;
 mod notify;
 mod payload;
+mod pg_version;
 mod plan_cache;
 mod primary_key;
 mod row_values;

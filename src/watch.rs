@@ -13,6 +13,7 @@ use crate::catalog::{self, table_display_name, CatalogLayout};
 use crate::errors::WatchError;
 use crate::events::Events;
 use crate::notify::{self, ChannelProblem};
+use crate::pg_version;
 use crate::primary_key::primary_key_attnums;
 use crate::trigger_naming::trigger_name_for;
 use crate::watch_spec::WatchSpec;
@@ -204,7 +205,7 @@ impl WatchedTable {
                 kind: relkind_name(kind),
             });
         }
-        if unsafe { !pg_sys::pg_class_ownercheck(oid, pg_sys::GetUserId()) } {
+        if !pg_version::current_user_owns_relation(oid) {
             return Err(WatchError::NotOwner { table: display });
         }
         // SAFETY: the relation exists and is locked; `PgRelation::open` only reads it and
