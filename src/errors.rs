@@ -33,6 +33,8 @@ pub enum WatchError {
     UnknownColumn { table: String, column: String },
     #[error("cannot watch system column \"{column}\"")]
     SystemColumn { column: String },
+    #[error("cannot watch virtual generated column \"{column}\"")]
+    VirtualGeneratedColumn { column: String },
     #[error("table {table} has no primary key")]
     NoPrimaryKey { table: String },
     #[error("channel name must not be empty")]
@@ -55,7 +57,9 @@ impl WatchError {
             Self::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
             Self::NotOwner { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::UnknownColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
-            Self::SystemColumn { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::SystemColumn { .. } | Self::VirtualGeneratedColumn { .. } => {
+                ERRCODE_FEATURE_NOT_SUPPORTED
+            }
             Self::NoPrimaryKey { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::EmptyChannel | Self::ChannelTooLong { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
         }
@@ -88,6 +92,11 @@ impl WatchError {
                 "Column names are case-sensitive when quoted; see \\d of the table.".into()
             }
             Self::SystemColumn { .. } => "Watch a user column of the table instead.".into(),
+            Self::VirtualGeneratedColumn { .. } => {
+                "Its value is computed when read and is NULL in the rows triggers get: watch \
+                 the columns it is computed from, or make it STORED."
+                    .into()
+            }
             Self::NoPrimaryKey { .. } => {
                 "The payload identifies rows by their primary key: add one, or name the \
                  identifying columns with key => '{col}'."

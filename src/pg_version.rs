@@ -19,3 +19,19 @@ pub fn current_user_owns_relation(oid: pg_sys::Oid) -> bool {
         pg_sys::object_ownercheck(pg_sys::RelationRelationId, oid, pg_sys::GetUserId())
     }
 }
+
+/// Whether column `attnum` of relation `oid` is a virtual generated column (PostgreSQL 18
+/// on). Such a column is computed when read: the rows a trigger gets hold NULL for it (as
+/// `row_to_json(NEW)` in an AFTER trigger shows), so a change to it cannot be seen there.
+#[cfg(feature = "pg18")]
+pub fn is_virtual_generated_column(oid: pg_sys::Oid, attnum: pg_sys::AttrNumber) -> bool {
+    // SAFETY: a syscache lookup; the caller checked that the column exists.
+    let generated = unsafe { pg_sys::get_attgenerated(oid, attnum) };
+    generated as u8 == pg_sys::ATTRIBUTE_GENERATED_VIRTUAL
+}
+
+/// Before PostgreSQL 18 generated columns are stored, so every column is in the row.
+#[cfg(not(feature = "pg18"))]
+pub fn is_virtual_generated_column(_oid: pg_sys::Oid, _attnum: pg_sys::AttrNumber) -> bool {
+    false
+}

@@ -235,8 +235,17 @@ impl WatchedTable {
         if spec.include.is_some() && spec.exclude.is_some() {
             return Err(WatchError::ConflictingOptions("include", "exclude"));
         }
-        for (_, column) in spec.mentioned_columns() {
-            self.check_column(column)?;
+        for (role, column) in spec.mentioned_columns() {
+            let attnum = self.check_column(column)?;
+            // A watched or key column must be in the row the trigger gets; shown or hidden
+            // columns may be virtual (the payload shows them as row_to_json does).
+            if matches!(role, "column" | "key")
+                && pg_version::is_virtual_generated_column(self.oid, attnum)
+            {
+                return Err(WatchError::VirtualGeneratedColumn {
+                    column: column.to_owned(),
+                });
+            }
         }
         if let Some(duplicate) = first_duplicate(&spec.columns) {
             return Err(WatchError::DuplicateColumn {
@@ -258,8 +267,8 @@ impl WatchedTable {
         }
     }
 
-    /// Checks that `column` is a user column of the table.
-    fn check_column(&self, column: &str) -> Result<(), WatchError> {
+    /// Checks that `column` is a user column of the table; returns its number.
+    fn check_column(&self, column: &str) -> Result<pg_sys::AttrNumber, WatchError> {
         let name = std::ffi::CString::new(column).map_err(|_| self.unknown_column(column))?;
         let attnum = unsafe { pg_sys::get_attnum(self.oid, name.as_ptr()) };
         if attnum == pg_sys::InvalidAttrNumber as i16 {
@@ -269,7 +278,7 @@ impl WatchedTable {
                 column: column.to_owned(),
             })
         } else {
-            Ok(())
+            Ok(attnum)
         }
     }
 
