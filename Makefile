@@ -1,11 +1,33 @@
 # pg_column_notify. `make demo` and `make test` do every step they need themselves.
 # DATABASE_URL set: demo and integration tests use that server instead of the private one.
+#
+# The PostgreSQL used: PG_CONFIG, Debian's 15 (/usr/bin/pg_config) by default. PG=14..18
+# uses the project's own server of that major instead, fetched into a cache folder by
+# scripts/fetch-postgres.sh when needed (`make test PG=17`). The extension is built with the
+# Cargo feature of PG_CONFIG's major; each major has its own private cluster and port.
 
+ifdef PG
+PG_CONFIG := $(shell bash scripts/fetch-postgres.sh $(PG))
+ifeq ($(PG_CONFIG),)
+$(error cannot get the project's PostgreSQL $(PG) (see the messages above))
+endif
+endif
 PG_CONFIG ?= /usr/bin/pg_config
 export PG_CONFIG
+PG_MAJOR := $(shell $(PG_CONFIG) --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+ifeq ($(PG_MAJOR),)
+$(error $(PG_CONFIG) --version does not name a PostgreSQL major)
+endif
 
-# cargo pgrx writes into PostgreSQL's folders, which needs root.
-SUDO_FLAG := $(if $(filter 0,$(shell id -u)),,--sudo)
+# cargo-pgrx's list of servers (`cargo pgrx init`) for any server but the default is the
+# project's own, beside the fetched servers, so ~/.pgrx keeps pg15 = Debian's.
+ifneq ($(PG_CONFIG),/usr/bin/pg_config)
+PGRX_HOME ?= $(shell bash scripts/fetch-postgres.sh --cache-dir)/pgrx
+export PGRX_HOME
+endif
+
+# cargo pgrx writes into PostgreSQL's folders; sudo when they are not writable.
+SUDO_FLAG := $(if $(shell test -w "$$($(PG_CONFIG) --pkglibdir)" && echo yes),,--sudo)
 
 .PHONY: all setup install db stop demo test pg-test integration-test lint bench bench-quick
 
@@ -45,9 +67,16 @@ pg-test: setup
 integration-test:
 	bash scripts/with-database.sh cargo test -p integration_tests -p column_notify_listener
 
+# With PG= (or a PG_CONFIG other than the default) the extension is linted with that
+# major's feature; the rest of the workspace does not depend on the major.
 lint:
 	cargo fmt --all --check
+ifeq ($(PG_CONFIG),/usr/bin/pg_config)
 	cargo clippy --workspace --all-targets -- -D warnings
+else
+	PGRX_PG_CONFIG_PATH=$(PG_CONFIG) cargo clippy -p pg_column_notify --all-targets \
+		--no-default-features --features "pg$(PG_MAJOR) pg_test" -- -D warnings
+endif
 
 bench: install
 	bash scripts/bench.sh

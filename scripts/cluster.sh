@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's private PostgreSQL cluster, under target/: start | stop | status | url.
 # It has its own data folder, port and socket folder and never touches another cluster.
+# PG_CONFIG picks the server (Debian's 15 by default); each major has its own cluster and
+# port (see scripts/server_dirs.sh), so clusters of different majors never meet.
 # As root, the server runs as the `postgres` user (initdb refuses root); otherwise as the caller.
 set -euo pipefail
 
@@ -9,11 +11,11 @@ PG_CONFIG="${PG_CONFIG:-/usr/bin/pg_config}"
 BINDIR="$("$PG_CONFIG" --bindir)"
 # shellcheck source=scripts/server_dirs.sh
 . "$ROOT/scripts/server_dirs.sh"
-CLUSTER_DIR="${PGCN_CLUSTER_DIR:-$(server_dir pgcluster)}"
+CLUSTER_DIR="${PGCN_CLUSTER_DIR:-$(server_dir "pgcluster$(server_flavor)")}"
 PGDATA="$CLUSTER_DIR/data"
 SOCKET_DIR="$CLUSTER_DIR/socket"
 LOG_FILE="$CLUSTER_DIR/server.log"
-PORT="${PGCN_PORT:-28815}"
+PORT="$(server_port)"
 SUPERUSER=postgres
 
 say() { printf 'cluster: %s\n' "$*" >&2; }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing pg_column_notify needs; does nothing when all is there.
-# Idempotent: Debian packages, cargo-pgrx at the version Cargo.toml pins, `cargo pgrx init`.
+# Idempotent: Debian packages, cargo-pgrx at the version Cargo.toml pins, `cargo pgrx init`
+# for PG_CONFIG (Debian's 15 by default; `make PG=NN` passes the project's server of NN).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,13 +52,28 @@ install_cargo_pgrx() {
     cargo install cargo-pgrx --version "$want" --locked
 }
 
+# cargo-pgrx must know PG_CONFIG under its major (`cargo pgrx test pgNN` uses it). `cargo pgrx
+# init` rewrites the whole config, so it is given every server already registered too.
 init_pgrx() {
-    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-    if [ -f "$config" ] && grep -q "^pg15 *= *\"$PG_CONFIG\"" "$config"; then
+    local home="${PGRX_HOME:-$HOME/.pgrx}" config major
+    config="$home/config.toml"
+    major="$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')"
+    if [ -z "$major" ]; then
+        say "$PG_CONFIG --version does not name a PostgreSQL major"
+        exit 1
+    fi
+    if [ -f "$config" ] && grep -q "^pg$major *= *\"$PG_CONFIG\"" "$config"; then
         return
     fi
-    say "registering $PG_CONFIG with cargo pgrx"
-    cargo pgrx init --pg15="$PG_CONFIG" >/dev/null
+    local args=("--pg$major=$PG_CONFIG") label path
+    if [ -f "$config" ]; then
+        while read -r label path; do
+            [ "$label" = "pg$major" ] || args+=("--$label=$path")
+        done < <(sed -n 's/^\(pg[0-9]*\) *= *"\(.*\)"$/\1 \2/p' "$config")
+    fi
+    say "registering $PG_CONFIG with cargo pgrx as pg$major (in $home)"
+    mkdir -p "$home"
+    cargo pgrx init "${args[@]}" >/dev/null
 }
 
 install_packages

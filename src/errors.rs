@@ -35,6 +35,8 @@ pub enum WatchError {
     UnknownColumn { table: String, column: String },
     #[error("cannot watch system column \"{column}\"")]
     SystemColumn { column: String },
+    #[error("cannot watch virtual generated column \"{column}\"")]
+    VirtualGeneratedColumn { column: String },
     #[error("table {table} has no primary key")]
     NoPrimaryKey { table: String },
     #[error("cannot watch system catalog {table}")]
@@ -70,7 +72,9 @@ impl WatchError {
             | Self::DurableChannelTaken { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::TemporaryTable { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::UnknownColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
-            Self::SystemColumn { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::SystemColumn { .. } | Self::VirtualGeneratedColumn { .. } => {
+                ERRCODE_FEATURE_NOT_SUPPORTED
+            }
             Self::NoPrimaryKey { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::EmptyChannel | Self::ChannelTooLong { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
         }
@@ -115,6 +119,11 @@ impl WatchError {
                 "A durable channel is fed by the tables of one role only, so that no other \
                  role can write into its log; the owner of {table} must choose another channel."
             ),
+            Self::VirtualGeneratedColumn { .. } => {
+                "Its value is computed when read and is NULL in the rows triggers get: watch \
+                 the columns it is computed from, or make it STORED."
+                    .into()
+            }
             Self::NoPrimaryKey { .. } => {
                 "The payload identifies rows by their primary key: add one, or name the \
                  identifying columns with key => '{col}'."

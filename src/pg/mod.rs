@@ -9,3 +9,4 @@ pub mod memory_context;
 pub mod primary_key;
 pub mod server_text;
 pub mod v1_call;
+pub mod version;

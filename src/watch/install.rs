@@ -14,6 +14,7 @@ use crate::errors::WatchError;
 use crate::pg::internal_sql::with_safe_search_path;
 use crate::pg::primary_key::primary_key_attnums;
 use crate::pg::server_text;
+use crate::pg::version as pg_version;
 use crate::watch::catalog::{self, table_display_name, CatalogLayout};
 use crate::watch::durable_channels;
 use crate::watch::events::Events;
@@ -237,8 +238,7 @@ impl WatchedTable {
                 kind: relkind_name(kind),
             });
         }
-        // SAFETY: a catalog lookup of the relation, which exists, and of the current role.
-        if unsafe { !pg_sys::pg_class_ownercheck(oid, pg_sys::GetUserId()) } {
+        if !pg_version::current_user_owns_relation(oid) {
             return Err(WatchError::NotOwner { table: display });
         }
         // SAFETY: only compares the OID with the catalogs' range.
@@ -304,9 +304,18 @@ impl WatchedTable {
         }
         for (role, column) in spec.mentioned_columns() {
             let gone_is_fine = role == "exclude" && excluded == ExcludedColumns::MayBeGone;
-            match self.check_column(column) {
-                Err(WatchError::UnknownColumn { .. }) if gone_is_fine => {}
+            let attnum = match self.check_column(column) {
+                Err(WatchError::UnknownColumn { .. }) if gone_is_fine => continue,
                 checked => checked?,
+            };
+            // A watched or key column must be in the row the trigger gets; shown or hidden
+            // columns may be virtual (the payload shows them as row_to_json does).
+            if matches!(role, "column" | "key")
+                && pg_version::is_virtual_generated_column(self.oid, attnum)
+            {
+                return Err(WatchError::VirtualGeneratedColumn {
+                    column: column.to_owned(),
+                });
             }
         }
         if let Some(duplicate) = first_duplicate(&spec.columns) {
@@ -330,8 +339,8 @@ impl WatchedTable {
         }
     }
 
-    /// Checks that `column` is a user column of the table.
-    fn check_column(&self, column: &str) -> Result<(), WatchError> {
+    /// Checks that `column` is a user column of the table; returns its number.
+    fn check_column(&self, column: &str) -> Result<pg_sys::AttrNumber, WatchError> {
         if column.contains('\0') {
             return Err(self.unknown_column(column));
         }
@@ -345,7 +354,7 @@ impl WatchedTable {
                 column: column.to_owned(),
             })
         } else {
-            Ok(())
+            Ok(attnum)
         }
     }
 
