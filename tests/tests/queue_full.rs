@@ -84,9 +84,13 @@ async fn fill_the_queue_under_a_stuck_listener() {
             .batch_execute(&format!("UPDATE {table} SET v = v + 1"))
             .await
             .unwrap_or_else(|error| panic!("round {round} failed: {error}"));
+        // PostgreSQL warns too, from half full on ("NOTIFY queue is 50% full").
         while let Ok(warning) = notices.try_recv() {
-            assert!(warning.contains("held back"), "{warning}");
-            warnings += 1;
+            assert!(
+                warning.contains("held back") || warning.starts_with("NOTIFY queue is"),
+                "{warning}"
+            );
+            warnings += usize::from(warning.contains("held back"));
         }
     }
     assert!(warnings > 0, "the queue's pressure was said");
