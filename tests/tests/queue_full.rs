@@ -99,9 +99,11 @@ async fn fill_the_queue_under_a_stuck_listener() {
         .batch_execute("UPDATE reference SET v = v + 1")
         .await
         .expect_err("a plain NOTIFY trigger with a full queue");
-    assert!(
-        failed.to_string().contains("too many notifications"),
-        "{failed}"
+    let message = failed.as_db_error().map(|error| error.message().to_owned());
+    assert_eq!(
+        message.as_deref(),
+        Some("too many notifications in the NOTIFY queue"),
+        "{failed:?}"
     );
 
     stuck.batch_execute("ROLLBACK").await.unwrap();
