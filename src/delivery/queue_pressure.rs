@@ -3,7 +3,9 @@
 //! transaction that notifies fails at commit. So before a notification is queued, the
 //! transaction's share of the queue is estimated (the queue's fill, read once per statement,
 //! plus what this transaction has queued, in the queue's own pages), and above
-//! `pg_column_notify.max_queue_usage` the notification is held back instead: the write goes
+//! `pg_column_notify.max_queue_usage` the notification is held back instead (but for a few
+//! pages a transaction, which let PostgreSQL clean the queue once its readers catch up;
+//! see `TAIL_ADVANCE_PAGES`): the write goes
 //! on, durable events are still logged (only their wake-up waits), a WARNING at commit says
 //! how many were held back and why, and the next notification sent on the channel carries
 //! `"skipped": N` so a consumer knows what it missed.
@@ -26,6 +28,14 @@ static MAX_QUEUE_USAGE: GucSetting<f64> = GucSetting::<f64>::new(0.5);
 const ENTRY_HEADER_BYTES: usize = 16;
 /// The queue's pages are `BLCKSZ` bytes; an entry never spans two.
 const QUEUE_PAGE_BYTES: usize = pg_sys::BLCKSZ as usize;
+/// PostgreSQL advances the queue's tail (what `pg_notification_queue_usage()` counts from)
+/// only when a transaction's notifications cross a boundary of 4 pages
+/// (`QUEUE_CLEANUP_DELAY`). So that the queue is seen to empty once a stuck listener is
+/// gone, a transaction may queue this many pages even above the limit, as long as the
+/// queue stays below twice the limit and below [`CEILING`].
+const TAIL_ADVANCE_PAGES: u64 = 5;
+/// The share of the queue no transaction's notifications may take it past.
+const CEILING: f64 = 0.9;
 /// The queue's size in pages before PostgreSQL 17 made it settable
 /// (`max_notify_queue_pages`): half of `QUEUE_MAX_PAGE`, 8 GB.
 const FIXED_QUEUE_PAGES: f64 = 1_048_575.0;
@@ -92,7 +102,10 @@ pub fn admit(channel: &CStr, payload_bytes: usize) -> Admission {
         let entry = entry_bytes(channel.to_bytes().len(), payload_bytes);
         let (pages, page_bytes) = pressure.with_entry(entry);
         let share = pressure.fill + pages as f64 / pressure.queue_pages;
-        if share > MAX_QUEUE_USAGE.get() {
+        let limit = MAX_QUEUE_USAGE.get();
+        let within_limit = share <= limit;
+        let moves_the_tail = pages <= TAIL_ADVANCE_PAGES && share <= (2.0 * limit).min(CEILING);
+        if !(within_limit || moves_the_tail) {
             *pressure.held_back.entry(channel.to_owned()).or_default() += 1;
             return Admission::HoldBack;
         }
