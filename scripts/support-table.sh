@@ -15,8 +15,8 @@ notes() {
         14) echo "no MERGE in PostgreSQL 14 (its tests say so and check nothing)" ;;
         15) echo "MERGE fires the watch like UPDATE, INSERT and DELETE" ;;
         16) echo "as 15" ;;
-        17) echo "also MERGE ... RETURNING and MERGE into a view" ;;
-        18) echo "virtual generated columns: shown as NULL, as \`row_to_json(NEW)\` shows them; they cannot be watched or be the key" ;;
+        17) echo "also MERGE ... RETURNING and MERGE into a view; the NOTIFY queue's size is settable, so a stuck listener is tested on a 64-page queue" ;;
+        18) echo "as 17; virtual generated columns: shown as NULL, as \`row_to_json(NEW)\` shows them; they cannot be watched or be the key" ;;
         *) echo "" ;;
     esac
 }
