@@ -40,8 +40,9 @@ const CEILING: f64 = 0.9;
 /// (`max_notify_queue_pages`): half of `QUEUE_MAX_PAGE`, 8 GB.
 const FIXED_QUEUE_PAGES: f64 = 1_048_575.0;
 
-/// Registers the setting; called when the library is loaded.
-pub fn define_setting() {
+/// Registers the setting and the end-of-transaction callback; called when the library is
+/// loaded, so that a notification pays for neither.
+pub fn init() {
     GucRegistry::define_float_guc(
         c"pg_column_notify.max_queue_usage",
         c"Share of the NOTIFY queue above which watches hold their notifications back.",
@@ -52,6 +53,8 @@ pub fn define_setting() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    // SAFETY: the callback lives as long as the backend (the library is never unloaded).
+    unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
 }
 
 /// What to do with a notification.
@@ -89,13 +92,11 @@ struct Pressure {
 
 thread_local! {
     static PRESSURE: RefCell<Pressure> = RefCell::new(Pressure::default());
-    static CALLBACK_REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Decides whether a notification of `payload_bytes` on `channel` may be queued, and
 /// counts it in this transaction's share of the queue if so.
 pub fn admit(channel: &CStr, payload_bytes: usize) -> Admission {
-    register_transaction_callback();
     PRESSURE.with(|pressure| {
         let mut pressure = pressure.borrow_mut();
         pressure.follow_statement();
@@ -191,14 +192,6 @@ fn queue_pages() -> f64 {
         .and_then(|pages| pages.parse::<f64>().ok())
         .filter(|pages| *pages > 0.0)
         .unwrap_or(FIXED_QUEUE_PAGES)
-}
-
-fn register_transaction_callback() {
-    if CALLBACK_REGISTERED.replace(true) {
-        return;
-    }
-    // SAFETY: the callback lives as long as the backend (the library is never unloaded).
-    unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
 }
 
 /// At commit, says what was held back and keeps the counts for the next notifications; at

@@ -6,6 +6,7 @@ pub mod builtin_functions;
 pub mod datum_image;
 pub mod internal_sql;
 pub mod memory_context;
+pub mod names;
 pub mod primary_key;
 pub mod server_text;
 pub mod v1_call;

@@ -18,6 +18,7 @@ use crate::json::encoder::ColumnEncoder;
 use crate::json::text as json_text;
 use crate::pg::datum_image::Storage;
 use crate::pg::internal_sql::with_safe_search_path;
+use crate::pg::names::{attribute_name, relation_name, relation_namespace};
 use crate::pg::primary_key::primary_key_attnums;
 use crate::pg::server_text;
 use crate::row::change_detection::Equality;
@@ -142,7 +143,7 @@ impl TriggerPlan {
 
         let qualified_name = format!(
             "{}.{}",
-            server_text::decode(relation_namespace(&table)),
+            server_text::decode(&relation_namespace(&table)),
             server_text::decode(relation_name(&table))
         );
         let position_of = |name: &[u8]| {
@@ -268,7 +269,7 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
     // SAFETY: an open relation's pg_class row is loaded.
     let is_partition = unsafe { (*table.rd_rel).relispartition };
     if !is_partition {
-        push(b"schema", relation_namespace(table));
+        push(b"schema", &relation_namespace(table));
         push(b"table", relation_name(table));
         return members;
     }
@@ -283,29 +284,10 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
     .unwrap_or(table.oid());
     // SAFETY: the root of an open partition's tree exists, and is locked by the statement.
     let root = unsafe { PgRelation::open(root) };
-    push(b"schema", relation_namespace(&root));
+    push(b"schema", &relation_namespace(&root));
     push(b"table", relation_name(&root));
     push(b"partition", relation_name(table));
     members
-}
-
-/// Names as the catalog holds them, in the database's encoding (they go into the payload
-/// as they are, as `row_to_json` writes them).
-fn attribute_name(attribute: &pg_sys::FormData_pg_attribute) -> &[u8] {
-    // SAFETY: a NameData is NUL-terminated within its 64 bytes.
-    unsafe { CStr::from_ptr(attribute.attname.data.as_ptr()) }.to_bytes()
-}
-
-fn relation_name(relation: &PgRelation) -> &[u8] {
-    // SAFETY: an open relation's pg_class row is loaded; relname is NUL-terminated.
-    unsafe { CStr::from_ptr((*relation.rd_rel).relname.data.as_ptr()) }.to_bytes()
-}
-
-fn relation_namespace(relation: &PgRelation) -> &'static [u8] {
-    // SAFETY: the namespace of an open relation exists; get_namespace_name returns a copy
-    // in the current memory context, which outlives the plan's build.
-    unsafe { CStr::from_ptr(pg_sys::get_namespace_name((*relation.rd_rel).relnamespace)) }
-        .to_bytes()
 }
 
 /// The id of the durable channel a durable trigger writes to. An event enters a durable

@@ -12,6 +12,7 @@ use pgrx::PgRelation;
 use crate::delivery::notify::{self, ChannelProblem};
 use crate::errors::WatchError;
 use crate::pg::internal_sql::with_safe_search_path;
+use crate::pg::names::{relation_name, relation_namespace};
 use crate::pg::primary_key::primary_key_attnums;
 use crate::pg::server_text;
 use crate::pg::version as pg_version;
@@ -261,14 +262,8 @@ impl WatchedTable {
             oid,
             // SAFETY: the relation is open, so its pg_class row is loaded.
             owner: unsafe { (*relation.rd_rel).relowner },
-            // SAFETY: the relation is open; its namespace exists while it is locked.
-            schema: server_text::decode_cstr(unsafe {
-                CStr::from_ptr(pg_sys::get_namespace_name((*relation.rd_rel).relnamespace))
-            }),
-            // SAFETY: the relation is open, so its pg_class row holds its NUL-terminated name.
-            name: server_text::decode_cstr(unsafe {
-                CStr::from_ptr((*relation.rd_rel).relname.data.as_ptr())
-            }),
+            schema: server_text::decode(&relation_namespace(&relation)),
+            name: server_text::decode(relation_name(&relation)),
             // SAFETY: the relation is open.
             has_primary_key: !unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty(),
         })
