@@ -40,7 +40,7 @@ setup:
 # scripts of earlier releases (kept for ALTER EXTENSION ... UPDATE from them) are copied here.
 install: setup
 	cargo pgrx install --release --pg-config $(PG_CONFIG) $(SUDO_FLAG)
-	$(if $(SUDO_FLAG),sudo) install -m 644 sql/pg_column_notify--0.1.0.sql sql/pg_column_notify--0.2.0.sql \
+	$(if $(SUDO_FLAG),sudo) install -m 644 sql/pg_column_notify--0.1.0.sql sql/pg_column_notify--0.2.0.sql sql/pg_column_notify--0.3.0.sql \
 		"$$($(PG_CONFIG) --sharedir)/extension/"
 
 db: install

@@ -12,13 +12,15 @@ CREATE FUNCTION watch_columns(
     exclude name[] DEFAULT NULL,
     durable boolean DEFAULT false,
     metadata boolean DEFAULT true,
-    batch boolean DEFAULT false
+    batch boolean DEFAULT false,
+    filter text DEFAULT NULL
 ) RETURNS text
     LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
     RETURN column_notify.install_watch(tbl, cols::pg_catalog.text[], channel, events,
                                        key::pg_catalog.text[], include::pg_catalog.text[],
-                                       exclude::pg_catalog.text[], durable, metadata, batch);
-COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean, boolean) IS
+                                       exclude::pg_catalog.text[], durable, metadata, batch,
+                                       filter);
+COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean, boolean, text) IS
     'Notify channel with {id, old, new} JSON whenever one of the columns cols of tbl changes';
 
 CREATE FUNCTION watch_column(
@@ -31,13 +33,15 @@ CREATE FUNCTION watch_column(
     exclude name[] DEFAULT NULL,
     durable boolean DEFAULT false,
     metadata boolean DEFAULT true,
-    batch boolean DEFAULT false
+    batch boolean DEFAULT false,
+    filter text DEFAULT NULL
 ) RETURNS text
     LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
     RETURN column_notify.install_watch(tbl, ARRAY[col]::pg_catalog.text[], channel, events,
                                        key::pg_catalog.text[], include::pg_catalog.text[],
-                                       exclude::pg_catalog.text[], durable, metadata, batch);
-COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean) IS
+                                       exclude::pg_catalog.text[], durable, metadata, batch,
+                                       filter);
+COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean, text) IS
     'Notify channel (default <table>_<column>_changed) with {id, old, new} JSON whenever column col of tbl changes';
 
 -- SECURITY DEFINER because the renaming role may have no privilege on the extension's

@@ -26,6 +26,9 @@ CREATE TABLE column_notify.watches (
     durable boolean NOT NULL DEFAULT false,
     metadata boolean NOT NULL DEFAULT true,
     batch boolean NOT NULL DEFAULT false,
+    -- The row filter: a boolean expression over old and new, as PostgreSQL deparses it
+    -- (every column qualified, current names); NULL for none.
+    filter text CHECK (filter OPERATOR(pg_catalog.<>) ''),
     PRIMARY KEY (table_name, trigger_name)
 );
 SELECT pg_catalog.pg_extension_config_dump('column_notify.watches', '');
@@ -64,7 +67,7 @@ GRANT SELECT, INSERT, DELETE ON column_notify.watches TO PUBLIC;
 CREATE VIEW column_watches AS
     SELECT w.table_name, w.columns, w.channel, w.trigger_name, w.events,
            w.key_columns, w.include_columns, w.exclude_columns, w.durable, w.metadata,
-           w.batch, w.created_at
+           w.batch, w.filter, w.created_at
     FROM column_notify.watches w
     WHERE column_notify.can_see_table(w.table_name)
     ORDER BY w.table_name::pg_catalog.text, w.columns;

@@ -49,6 +49,17 @@ pub enum WatchError {
         owner: String,
         table: String,
     },
+    #[error("filter must not be empty")]
+    EmptyFilter,
+    #[error("a filter must be one expression")]
+    FilterNotOneExpression,
+    #[error("a filter cannot use system column \"{column}\"")]
+    FilterSystemColumn { column: String },
+    #[error("invalid filter: {message}")]
+    InvalidFilter {
+        code: PgSqlErrorCode,
+        message: String,
+    },
     #[error("channel name must not be empty")]
     EmptyChannel,
     #[error("channel name \"{channel}\" is too long ({bytes} bytes)")]
@@ -77,6 +88,10 @@ impl WatchError {
             }
             Self::NoPrimaryKey { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::EmptyChannel | Self::ChannelTooLong { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::EmptyFilter => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::FilterNotOneExpression => ERRCODE_SYNTAX_ERROR,
+            Self::FilterSystemColumn { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::InvalidFilter { code, .. } => *code,
         }
     }
 
@@ -130,6 +145,16 @@ impl WatchError {
                     .into()
             }
             Self::EmptyChannel => "Pass a channel name, or NULL for the default one.".into(),
+            Self::EmptyFilter => "Pass NULL for no filter.".into(),
+            Self::FilterNotOneExpression | Self::InvalidFilter { .. } => {
+                "A filter is one boolean expression over old and new, as in CREATE TRIGGER ... \
+                 WHEN: new.status = 'active', say. Names outside pg_catalog are qualified \
+                 with their schema (public.f(new.x))."
+                    .into()
+            }
+            Self::FilterSystemColumn { .. } => {
+                "The rows a watch sees have no system columns: use the table's own columns.".into()
+            }
             Self::ChannelTooLong { .. } => format!(
                 "PostgreSQL channel names must be shorter than {} bytes.",
                 crate::delivery::notify::MAX_CHANNEL_BYTES + 1

@@ -3,18 +3,23 @@
 //! dropped table takes its watches out of the catalog. A renamed column is followed in the
 //! tables that inherit it too. An excluded column that is dropped stays in the watch's
 //! exclude list, so that a column added later under its name is never sent. A problem here
-//! never fails the user's DDL: a watch that cannot follow is removed with a WARNING.
+//! never fails the user's DDL: a watch that cannot follow is removed with a WARNING. A
+//! renamed column is renamed in the filters that use it; a dropped trigger (with CASCADE
+//! from a column its filter uses, say) takes its watch out of the catalog.
 
 use std::ffi::CStr;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{pg_guard, pg_sys, PgLogLevel, PgSqlErrorCode};
+use pgrx::{pg_guard, pg_sys, PgLogLevel, PgRelation, PgSqlErrorCode};
 
+use crate::errors::WatchError;
 use crate::pg::internal_sql::none_when_no_row;
 use crate::pg::server_text;
 use crate::pg::v1_call::call_context;
-use crate::watch::catalog::{self, CatalogLayout, StoredWatch};
+use crate::watch::catalog::{self, StoredWatch};
+use crate::watch::durable_channels;
+use crate::watch::filter;
 use crate::watch::install::{self, WatchedTable};
 
 crate::pg::v1_call::v1_function_info!(pg_finfo_column_notify_follow_renames);
@@ -57,14 +62,39 @@ pub unsafe extern "C-unwind" fn column_notify_follow_renames(
         // The column is renamed in every table that inherits it too (partitions).
         for table in catalog::table_and_descendants(table) {
             for stored in catalog::watches_of(table) {
-                if stored.mentions(&old) {
-                    let renamed = stored.with_column_renamed(&old, &new);
-                    reinstall_or_forget(table, &stored, renamed);
+                match filter_after_rename(table, &stored, &old, &new) {
+                    Err(reason) => {
+                        remove_watch(table, &stored, PgLogLevel::WARNING, &reason.to_string())
+                    }
+                    Ok(filter) if filter.is_some() || stored.mentions(&old) => {
+                        let mut renamed = stored.with_column_renamed(&old, &new);
+                        if filter.is_some() {
+                            renamed.spec.filter = filter;
+                        }
+                        reinstall_or_forget(table, &stored, renamed);
+                    }
+                    Ok(_) => {}
                 }
             }
         }
     }
     pg_sys::Datum::from(0)
+}
+
+/// The watch's filter with column `old` of `table` renamed `new`, when the filter uses it.
+fn filter_after_rename(
+    table: pg_sys::Oid,
+    stored: &StoredWatch,
+    old: &str,
+    new: &str,
+) -> Result<Option<String>, WatchError> {
+    let Some(text) = &stored.spec.filter else {
+        return Ok(None);
+    };
+    // SAFETY: the renamed table exists and is locked by the running ALTER TABLE.
+    let relation = unsafe { PgRelation::open(table) };
+    // SAFETY: the relation is open.
+    unsafe { filter::renamed_filter(relation.as_ptr(), text, old, new) }
 }
 
 /// `sql_drop`: forgets the watches of dropped tables and the dropped columns of watches.
@@ -79,11 +109,22 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
     // SAFETY: PostgreSQL calls this function with its call information (the caller's
     // contract); this checks that an event trigger called it.
     unsafe { event_trigger_data(fcinfo) };
+    // A dropped trigger's table is found by name: the trigger's row is gone, its table may
+    // not be (DROP COLUMN ... CASCADE of a column a filter uses drops the watch's trigger).
     let dropped: Vec<(String, pg_sys::Oid, Option<String>)> = Spi::connect(|client| {
         client
             .select(
-                "SELECT object_type, objid, address_names[3] FROM pg_catalog.pg_event_trigger_dropped_objects() \
-                 WHERE object_type IN ('table', 'table column') ORDER BY object_type",
+                "SELECT d.object_type,
+                        CASE WHEN d.object_type OPERATOR(pg_catalog.=) 'trigger'
+                             THEN (SELECT c.oid FROM pg_catalog.pg_class c
+                                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                                   WHERE n.nspname OPERATOR(pg_catalog.=) d.address_names[1]
+                                     AND c.relname OPERATOR(pg_catalog.=) d.address_names[2])
+                             ELSE d.objid END,
+                        d.address_names[3]
+                 FROM pg_catalog.pg_event_trigger_dropped_objects() d
+                 WHERE d.object_type IN ('table', 'table column', 'trigger')
+                 ORDER BY CASE d.object_type WHEN 'table' THEN 0 WHEN 'trigger' THEN 1 ELSE 2 END",
                 None,
                 &[],
             )?
@@ -97,10 +138,12 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .expect("reading the dropped objects");
-    // 'table' sorts before 'table column': watches of dropped tables go first.
-    for (kind, table, column) in dropped {
-        match (kind.as_str(), column) {
+    // Watches of dropped tables go first, then those whose trigger was dropped, then the
+    // dropped columns of the watches left.
+    for (kind, table, name) in dropped {
+        match (kind.as_str(), name) {
             ("table", _) => catalog::forget_table(table),
+            ("trigger", Some(trigger)) => forget_watch_of_dropped_trigger(table, &trigger),
             ("table column", Some(column)) => {
                 if !catalog::table_exists(table) {
                     continue;
@@ -122,6 +165,27 @@ pub unsafe extern "C-unwind" fn column_notify_forget_dropped(
         }
     }
     pg_sys::Datum::from(0)
+}
+
+/// A watch whose trigger was dropped (by hand, or with a column or function its filter
+/// uses) is gone: its catalog row goes too, with a NOTICE.
+fn forget_watch_of_dropped_trigger(table: pg_sys::Oid, trigger: &str) {
+    if table == pg_sys::InvalidOid {
+        return;
+    }
+    if let Some(channel) = catalog::forget_watch_row(table, trigger) {
+        durable_channels::release_unused(&channel);
+        let message = format!(
+            "pg_column_notify: removed watch {trigger} of table {}: its trigger was dropped",
+            catalog::table_display_name(table)
+        );
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+            server_text::for_message(message),
+            "pg_column_notify",
+        )
+        .report(PgLogLevel::NOTICE);
+    }
 }
 
 /// Removes a watch that can no longer follow its table, and says why at `level`.
@@ -152,7 +216,6 @@ fn reinstall_or_forget(table_oid: pg_sys::Oid, stored: &StoredWatch, changed: St
             &changed.spec,
             changed.events,
             &stored.trigger,
-            CatalogLayout::Current,
         ),
         Err(reason) => remove_watch(table_oid, stored, PgLogLevel::WARNING, &reason.to_string()),
     }

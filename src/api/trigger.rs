@@ -124,6 +124,14 @@ unsafe fn notify_change(plan: &mut TriggerPlan, scratch: &mut CallScratch, opera
     let Some(change) = (unsafe { changes_of_row(plan, scratch, operation) }) else {
         return;
     };
+    if let Some(filter) = plan.filter.as_mut() {
+        let old = change.has_old.then_some(&scratch.old);
+        let new = change.has_new.then_some(&scratch.new);
+        // SAFETY: the rows hold this call's tuples (the caller's obligation).
+        if !unsafe { filter.accepts(old, new) } {
+            return;
+        }
+    }
     let event_id = plan.event_log.as_mut().map(EventLog::next_event_id);
     // SAFETY: the caller's obligation.
     unsafe { payload::render(plan, scratch, &change, event_id) };

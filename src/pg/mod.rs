@@ -9,5 +9,6 @@ pub mod memory_context;
 pub mod names;
 pub mod primary_key;
 pub mod server_text;
+pub mod subtransaction;
 pub mod v1_call;
 pub mod version;

@@ -35,3 +35,23 @@ pub fn is_virtual_generated_column(oid: pg_sys::Oid, attnum: pg_sys::AttrNumber)
 pub fn is_virtual_generated_column(_oid: pg_sys::Oid, _attnum: pg_sys::AttrNumber) -> bool {
     false
 }
+
+/// The text of a String node (a column reference's field), `None` for another node.
+/// PostgreSQL 15 gave strings a node type of their own; 14 keeps them in `Value`.
+///
+/// # Safety
+/// `node` must be a valid node, which outlives the returned text.
+pub unsafe fn string_node<'a>(node: *mut pg_sys::Node) -> Option<&'a std::ffi::CStr> {
+    // SAFETY: a valid node's tag tells its type (the caller's obligation).
+    if unsafe { (*node).type_ } != pg_sys::NodeTag::T_String {
+        return None;
+    }
+    #[cfg(feature = "pg14")]
+    // SAFETY: a T_String node is a Value holding a NUL-terminated string.
+    let text = unsafe { (*node.cast::<pg_sys::Value>()).val.str_ };
+    #[cfg(not(feature = "pg14"))]
+    // SAFETY: a T_String node is a String holding a NUL-terminated string.
+    let text = unsafe { (*node.cast::<pg_sys::String>()).sval };
+    // SAFETY: as above.
+    Some(unsafe { std::ffi::CStr::from_ptr(text) })
+}

@@ -2,6 +2,7 @@
 //! call's scratch, the row's values, change detection and the payload's rendering.
 
 pub mod change_detection;
+pub mod filter;
 pub mod payload;
 pub mod plan;
 pub mod plan_cache;

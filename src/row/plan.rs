@@ -21,10 +21,36 @@ use crate::pg::internal_sql::with_safe_search_path;
 use crate::pg::names::{attribute_name, relation_name, relation_namespace};
 use crate::pg::primary_key::primary_key_attnums;
 use crate::pg::server_text;
+use crate::pg::subtransaction;
 use crate::row::change_detection::Equality;
+use crate::row::filter::CompiledFilter;
 use crate::watch::catalog;
 use crate::watch::durable_channels;
 use crate::watch::spec::WatchSpec;
+
+/// A watch's row filter as the plan holds it.
+pub enum RowFilter {
+    Compiled(CompiledFilter),
+    /// The filter's text no longer parses (a function it calls was renamed, say): no change
+    /// is sent, and the plan said so with a WARNING when it was built.
+    Unusable,
+}
+
+impl RowFilter {
+    /// # Safety
+    /// As [`CompiledFilter::accepts`].
+    pub unsafe fn accepts(
+        &mut self,
+        old: Option<&crate::row::row_values::RowValues>,
+        new: Option<&crate::row::row_values::RowValues>,
+    ) -> bool {
+        match self {
+            // SAFETY: the caller's obligation.
+            Self::Compiled(filter) => unsafe { filter.accepts(old, new) },
+            Self::Unusable => false,
+        }
+    }
+}
 
 /// One user column of the table (dropped columns have none).
 pub struct ColumnPlan {
@@ -63,6 +89,8 @@ pub struct TriggerPlan {
     pub event_log: Option<EventLog>,
     /// Whether the changes of a call are packed into batches (`batch=true`).
     pub batched: bool,
+    /// The watch's row filter, when it has one.
+    pub filter: Option<RowFilter>,
     /// The width of the table's rows (dropped columns included).
     pub width: usize,
     /// Where PostgreSQL allocated what the plan needs (function call information).
@@ -224,6 +252,19 @@ impl TriggerPlan {
             Some(unsafe { EventLog::open(memory_context, table.oid(), None) })
         };
 
+        let filter = spec.filter.as_deref().map(|text| {
+            // SAFETY: the relation is open; the plan's context outlives the filter, which
+            // the plan releases before deleting the context.
+            let compiled = subtransaction::catching(|| unsafe {
+                CompiledFilter::compile(relation, text, memory_context)
+            });
+            compiled.map(RowFilter::Compiled).unwrap_or_else(|error| {
+                let (_, message) = subtransaction::code_and_message(&error);
+                warn_unusable_filter(trigger, &qualified_name, &message);
+                RowFilter::Unusable
+            })
+        });
+
         // SAFETY: the plan is complete: its context now lives until the plan is dropped.
         unsafe { pg_sys::MemoryContextSetParent(memory_context, pg_sys::TopMemoryContext) };
         TriggerPlan {
@@ -239,6 +280,7 @@ impl TriggerPlan {
             key_equality,
             event_log,
             batched: spec.batch,
+            filter,
             width: descriptor.len(),
             memory_context,
         }
@@ -247,6 +289,10 @@ impl TriggerPlan {
 
 impl Drop for TriggerPlan {
     fn drop(&mut self) {
+        if let Some(RowFilter::Compiled(filter)) = self.filter.take() {
+            // SAFETY: released once, before the context it lives in is deleted.
+            unsafe { filter.release() };
+        }
         // SAFETY: the context is the plan's own, and nothing else points into it.
         unsafe { pg_sys::MemoryContextDelete(self.memory_context) }
     }
@@ -308,6 +354,19 @@ fn durable_channel_of(trigger: &pg_sys::Trigger, channel: &str, table: &str) -> 
         );
     }
     channel_id
+}
+
+/// A filter that no longer parses sends nothing; the write goes on.
+fn warn_unusable_filter(trigger: &pg_sys::Trigger, table: &str, problem: &str) {
+    // SAFETY: a trigger's name is a NUL-terminated NameData.
+    let name = server_text::decode_cstr(unsafe { CStr::from_ptr(trigger.tgname) });
+    warn_during_write(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!(
+            "notify_column_changed: the filter of trigger \"{name}\" on {table} cannot be used ({problem}); its changes are not sent"
+        ),
+        "Install the watch again with watch_column(..., filter => ...).",
+    );
 }
 
 /// The trigger's arguments, decoded.

@@ -50,6 +50,21 @@ impl RowValues {
         }
     }
 
+    /// Writes the values into a slot that holds a tuple of the same width (virtual, with
+    /// every field valid), which then reads them in place.
+    ///
+    /// # Safety
+    /// `slot` must be a virtual slot of the width given at creation, holding a tuple.
+    pub unsafe fn copy_into_slot(&self, slot: *mut pg_sys::TupleTableSlot) {
+        let width = self.values.len();
+        // SAFETY: a virtual slot of `width` attributes has value and null arrays of that
+        // length (the caller's obligation).
+        unsafe {
+            std::slice::from_raw_parts_mut((*slot).tts_values, width).copy_from_slice(&self.values);
+            std::slice::from_raw_parts_mut((*slot).tts_isnull, width).copy_from_slice(&self.nulls);
+        }
+    }
+
     /// The value at descriptor index `index`, `None` for NULL.
     pub fn get(&self, index: usize) -> Option<pg_sys::Datum> {
         (!self.nulls[index]).then(|| self.values[index])

@@ -4,6 +4,7 @@
 
 use std::ffi::CStr;
 
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use crate::pg::internal_sql::{as_extension_owner, none_when_no_row};
@@ -73,23 +74,43 @@ impl StoredWatch {
     }
 }
 
-/// The shape of `column_notify.watches` in the installed version of the extension.
+/// The shape of `column_notify.watches` in the installed version of the extension: a
+/// database not yet updated (`ALTER EXTENSION ... UPDATE`) goes on working with this
+/// library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CatalogLayout {
     Current,
-    /// 0.1.0 had no options columns; its `watch_column` still runs against this library
-    /// until the database is updated.
+    /// 0.1.0 had no options columns.
     Release0_1,
+    /// 0.2.0 and 0.3.0 had no filter column.
+    Release0_3,
+}
+
+impl CatalogLayout {
+    /// The layout of this database's catalog of watches.
+    pub fn installed() -> CatalogLayout {
+        let has_column = |column: &CStr| {
+            // SAFETY: catalog lookups by name, inside the caller's transaction.
+            unsafe {
+                let namespace = pg_sys::get_namespace_oid(c"column_notify".as_ptr(), true);
+                let table = pg_sys::get_relname_relid(c"watches".as_ptr(), namespace);
+                table != pg_sys::InvalidOid
+                    && pg_sys::get_attnum(table, column.as_ptr())
+                        != pg_sys::InvalidAttrNumber as i16
+            }
+        };
+        if has_column(c"filter") {
+            CatalogLayout::Current
+        } else if has_column(c"events") {
+            CatalogLayout::Release0_3
+        } else {
+            CatalogLayout::Release0_1
+        }
+    }
 }
 
 /// Records (or replaces) the catalog row of a watch.
-pub fn record(
-    table: pg_sys::Oid,
-    spec: &WatchSpec,
-    events: Events,
-    trigger: &str,
-    layout: CatalogLayout,
-) {
+pub fn record(table: pg_sys::Oid, spec: &WatchSpec, events: Events, trigger: &str) {
     Spi::run_with_args(
         "DELETE FROM column_notify.watches WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND trigger_name OPERATOR(pg_catalog.=) $2",
         &[table.into(), text_arg(trigger)],
@@ -101,13 +122,13 @@ pub fn record(
         text_arg(&spec.channel),
         text_arg(trigger),
     ];
-    let result = match layout {
+    let result = match CatalogLayout::installed() {
         CatalogLayout::Release0_1 => Spi::run_with_args(
             "INSERT INTO column_notify.watches (table_name, columns, channel, trigger_name)
              VALUES ($1::pg_catalog.oid, $2::pg_catalog.name[], $3, $4)",
             &common,
         ),
-        CatalogLayout::Current => {
+        layout => {
             let options = [
                 events.names().into(),
                 text_array_arg(spec.key.as_deref()),
@@ -117,13 +138,25 @@ pub fn record(
                 spec.metadata.into(),
                 spec.batch.into(),
             ];
+            let mut arguments: Vec<_> = common.into_iter().chain(options).collect();
+            let (filter_column, filter_value) = if layout == CatalogLayout::Current {
+                arguments.push(match &spec.filter {
+                    Some(filter) => text_arg(filter),
+                    None => DatumWithOid::null_oid(pg_sys::TEXTOID),
+                });
+                (", filter", ", $12")
+            } else {
+                ("", "")
+            };
             Spi::run_with_args(
-                "INSERT INTO column_notify.watches
-                   (table_name, columns, channel, trigger_name, events, key_columns, include_columns,
-                    exclude_columns, durable, metadata, batch)
-                 VALUES ($1::pg_catalog.oid, $2::pg_catalog.name[], $3, $4, $5, $6::pg_catalog.name[], $7::pg_catalog.name[], $8::pg_catalog.name[], $9, $10,
-                         $11)",
-                &common.into_iter().chain(options).collect::<Vec<_>>(),
+                &format!(
+                    "INSERT INTO column_notify.watches
+                       (table_name, columns, channel, trigger_name, events, key_columns, include_columns,
+                        exclude_columns, durable, metadata, batch{filter_column})
+                     VALUES ($1::pg_catalog.oid, $2::pg_catalog.name[], $3, $4, $5, $6::pg_catalog.name[],
+                             $7::pg_catalog.name[], $8::pg_catalog.name[], $9, $10, $11{filter_value})"
+                ),
+                &arguments,
             )
         }
     };
@@ -132,15 +165,22 @@ pub fn record(
 
 /// The watches recorded for `table`.
 pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
+    let filter = match CatalogLayout::installed() {
+        CatalogLayout::Current => "filter",
+        _ => "NULL::pg_catalog.text",
+    };
     Spi::connect(|client| {
         client
             .select(
-                "SELECT trigger_name::pg_catalog.text, channel, pg_catalog.to_json(columns)::pg_catalog.text,
-                        events, pg_catalog.to_json(key_columns)::pg_catalog.text,
-                        pg_catalog.to_json(include_columns)::pg_catalog.text,
-                        pg_catalog.to_json(exclude_columns)::pg_catalog.text, durable,
-                        metadata, batch
-                 FROM column_notify.watches WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid ORDER BY trigger_name",
+                &format!(
+                    "SELECT trigger_name::pg_catalog.text, channel, pg_catalog.to_json(columns)::pg_catalog.text,
+                            events, pg_catalog.to_json(key_columns)::pg_catalog.text,
+                            pg_catalog.to_json(include_columns)::pg_catalog.text,
+                            pg_catalog.to_json(exclude_columns)::pg_catalog.text, durable,
+                            metadata, batch, {filter}
+                     FROM column_notify.watches WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid
+                     ORDER BY trigger_name"
+                ),
                 None,
                 &[table.into()],
             )?
@@ -157,6 +197,7 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
                         durable: row.get(8)?.unwrap_or(false),
                         metadata: row.get(9)?.unwrap_or(true),
                         batch: row.get(10)?.unwrap_or(false),
+                        filter: text_column(&row, 11)?,
                     },
                     events: Events::from_names(&events).unwrap_or_default(),
                 })

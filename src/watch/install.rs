@@ -16,9 +16,10 @@ use crate::pg::names::{relation_name, relation_namespace};
 use crate::pg::primary_key::primary_key_attnums;
 use crate::pg::server_text;
 use crate::pg::version as pg_version;
-use crate::watch::catalog::{self, table_display_name, CatalogLayout};
+use crate::watch::catalog::{self, table_display_name};
 use crate::watch::durable_channels;
 use crate::watch::events::Events;
+use crate::watch::filter;
 use crate::watch::spec::WatchSpec;
 use crate::watch::trigger_naming::{numbered_trigger_name, trigger_name_for};
 
@@ -41,25 +42,16 @@ fn watch_column(
         durable: Some(false),
         metadata: Some(true),
         batch: Some(false),
+        filter: None,
     };
-    with_safe_search_path(|| request.install(CatalogLayout::Release0_1))
+    with_safe_search_path(|| request.install())
         .map(|channel| server_text::returned(&channel))
         .unwrap_or_else(|error| error.report())
 }
 
-/// The implementation behind `watch_column` and `watch_columns` (SQL wrappers in
-/// `sql/api.sql` that give the arguments their names and defaults). Installs, or replaces,
-/// the trigger of the watch, records it, and returns the channel.
-#[pg_extern(
-    sql = "
-CREATE FUNCTION column_notify.install_watch(
-    tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[],
-    durable boolean, metadata boolean, batch boolean
-) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-",
-    requires = ["bootstrap"]
-)]
+/// 0.3.0's `column_notify.install_watch` (no filter), kept so that a database still on
+/// 0.3.0 goes on working with this library until `ALTER EXTENSION pg_column_notify UPDATE`.
+#[pg_extern(sql = false)]
 #[allow(clippy::too_many_arguments)] // one per argument of the SQL function
 fn install_watch(
     tbl: Option<pg_sys::Oid>,
@@ -73,6 +65,38 @@ fn install_watch(
     metadata: Option<bool>,
     batch: Option<bool>,
 ) -> server_text::ServerText {
+    install_filtered_watch(
+        tbl, cols, channel, events, key, include, exclude, durable, metadata, batch, None,
+    )
+}
+
+/// The implementation behind `watch_column` and `watch_columns` (SQL wrappers in
+/// `sql/api.sql` that give the arguments their names and defaults). Installs, or replaces,
+/// the trigger of the watch, records it, and returns the channel.
+#[pg_extern(
+    sql = "
+CREATE FUNCTION column_notify.install_watch(
+    tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[],
+    durable boolean, metadata boolean, batch boolean, filter text
+) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+",
+    requires = ["bootstrap"]
+)]
+#[allow(clippy::too_many_arguments)] // one per argument of the SQL function
+fn install_filtered_watch(
+    tbl: Option<pg_sys::Oid>,
+    cols: Option<Array<&[u8]>>,
+    channel: Option<&[u8]>,
+    events: Option<Array<&[u8]>>,
+    key: Option<Array<&[u8]>>,
+    include: Option<Array<&[u8]>>,
+    exclude: Option<Array<&[u8]>>,
+    durable: Option<bool>,
+    metadata: Option<bool>,
+    batch: Option<bool>,
+    filter: Option<&[u8]>,
+) -> server_text::ServerText {
     // Text arguments are taken as the database's bytes, whatever its encoding.
     let request = WatchRequest {
         table: tbl,
@@ -85,8 +109,9 @@ fn install_watch(
         durable,
         metadata,
         batch,
+        filter: filter.map(server_text::decode),
     };
-    with_safe_search_path(|| request.install(CatalogLayout::Current))
+    with_safe_search_path(|| request.install())
         .map(|channel| server_text::returned(&channel))
         .unwrap_or_else(|error| error.report())
 }
@@ -134,12 +159,14 @@ pub struct WatchRequest {
     pub durable: Option<bool>,
     pub metadata: Option<bool>,
     pub batch: Option<bool>,
+    /// The row filter's text as written (NULL: none).
+    pub filter: Option<String>,
 }
 
 impl WatchRequest {
     /// Checks everything, then installs the watch: under the trigger of the watch of the
     /// same columns, which it replaces, or under a new name no other trigger has.
-    pub fn install(self, layout: CatalogLayout) -> Result<String, WatchError> {
+    pub fn install(self) -> Result<String, WatchError> {
         let (table, spec, events) = self.check()?;
         if spec.durable {
             durable_channels::claim(&spec.channel, table.owner, &table.qualified())?;
@@ -149,7 +176,7 @@ impl WatchRequest {
             Some((trigger, _)) => trigger.clone(),
             None => unique_trigger_name(table.oid, &spec.columns),
         };
-        create_or_replace_trigger(&table, &spec, events, &trigger, layout);
+        create_or_replace_trigger(&table, &spec, events, &trigger);
         if let Some((_, channel)) = replaced {
             durable_channels::release_unused(&channel);
         }
@@ -174,8 +201,16 @@ impl WatchRequest {
             durable: self.durable.ok_or(WatchError::NullArgument("durable"))?,
             metadata: self.metadata.ok_or(WatchError::NullArgument("metadata"))?,
             batch: self.batch.ok_or(WatchError::NullArgument("batch"))?,
+            filter: None,
         };
         table.check_spec(&spec)?;
+        let spec = WatchSpec {
+            filter: self
+                .filter
+                .map(|filter| table.checked_filter(&filter))
+                .transpose()?,
+            ..spec
+        };
         let events = Events::from_names(&events)?;
         if spec.batch && events.count() != 1 {
             return Err(WatchError::BatchOfSeveralEvents);
@@ -267,6 +302,19 @@ impl WatchedTable {
             // SAFETY: the relation is open.
             has_primary_key: !unsafe { primary_key_attnums(relation.as_ptr()) }.is_empty(),
         })
+    }
+
+    /// The filter `text` checked against the table, normalised.
+    fn checked_filter(&self, text: &str) -> Result<String, WatchError> {
+        let relation = self.relation();
+        // SAFETY: the relation is open for the call.
+        unsafe { filter::checked(relation.as_ptr(), text) }
+    }
+
+    /// The table, open (it is locked since `open`).
+    fn relation(&self) -> PgRelation {
+        // SAFETY: the relation exists and is locked by this transaction (see `open`).
+        unsafe { PgRelation::open(self.oid) }
     }
 
     /// Checks every column the spec names, the key, the options and the channel.
@@ -381,7 +429,6 @@ pub fn create_or_replace_trigger(
     spec: &WatchSpec,
     events: Events,
     trigger: &str,
-    layout: CatalogLayout,
 ) {
     let arguments: Vec<String> = spec.to_arguments().iter().map(quote_literal).collect();
     // A batched watch reads the statement's transition tables (one event per trigger, as
@@ -405,7 +452,17 @@ pub fn create_or_replace_trigger(
         arguments = arguments.join(", "),
     );
     server_text::run(&ddl);
-    catalog::record(table.oid, spec, events, trigger, layout);
+    if let Some(filter) = &spec.filter {
+        let name = server_text::encode_cstring(trigger);
+        let relation = table.relation();
+        // SAFETY: a catalog lookup of the trigger just made; the relation is open, and the
+        // trigger is on it.
+        unsafe {
+            let trigger = pg_sys::get_trigger_oid(table.oid, name.as_ptr(), false);
+            filter::record_dependencies(relation.as_ptr(), trigger, filter);
+        }
+    }
+    catalog::record(table.oid, spec, events, trigger);
 }
 
 fn remove_watches(table_oid: pg_sys::Oid, column: &str) -> Result<bool, WatchError> {
@@ -473,12 +530,13 @@ fn unique_trigger_name(table: pg_sys::Oid, columns: &[String]) -> String {
 }
 
 /// Removes one watch: its trigger, when the table is still there, and its catalog row.
+/// The row goes first: dropping the trigger then finds no watch of it to forget.
 pub fn forget_watch(table_oid: pg_sys::Oid, trigger: &str) {
-    if let Ok(table) = WatchedTable::open(table_oid) {
-        drop_trigger(&table, trigger);
-    }
     if let Some(channel) = catalog::forget_watch_row(table_oid, trigger) {
         durable_channels::release_unused(&channel);
+    }
+    if let Ok(table) = WatchedTable::open(table_oid) {
+        drop_trigger(&table, trigger);
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod durable_channels;
 pub mod events;
+pub mod filter;
 pub mod install;
 pub mod spec;
 pub mod trigger_naming;

@@ -1,10 +1,12 @@
 //! What a watch is, and how it travels in the trigger's arguments: the channel, the watched
 //! columns, then (after an empty argument, which no column name can be) options written as
-//! `name=<JSON array of column names>`, `durable=true`, `metadata=false` or `batch=true`:
+//! `name=<JSON array of column names>`, `durable=true`, `metadata=false`, `batch=true` or
+//! `filter=<JSON string>` (the row filter, as `watch/filter.rs` normalises it):
 //!
 //! ```sql
 //! EXECUTE FUNCTION notify_column_changed('users_changed', 'email', 'plan',
-//!                                        '', 'exclude=["password_hash"]')
+//!                                        '', 'exclude=["password_hash"]',
+//!                                        'filter="(new.plan <> ''free''::text)"')
 //! ```
 //!
 //! The trigger decodes it once per statement; `watch_column` encodes it when it installs
@@ -31,6 +33,9 @@ pub struct WatchSpec {
     /// The changes of one trigger call are packed into as few notifications as fit,
     /// `{"changes":[…]}` (`batch=true`); made for statement-level triggers.
     pub batch: bool,
+    /// The row filter: a boolean expression over `old` and `new`; a change is sent only
+    /// when it is true.
+    pub filter: Option<String>,
 }
 
 impl Default for WatchSpec {
@@ -44,6 +49,7 @@ impl Default for WatchSpec {
             durable: false,
             metadata: true,
             batch: false,
+            filter: None,
         }
     }
 }
@@ -64,7 +70,8 @@ impl fmt::Display for ArgumentError {
             Self::BadOption(option) => write!(
                 f,
                 "unknown option argument \"{option}\" (expected key=, include= or exclude= \
-                 followed by a JSON array of column names, durable=true, metadata=false or batch=true)"
+                 followed by a JSON array of column names, durable=true, metadata=false, batch=true \
+                 or filter= followed by a JSON string)"
             ),
         }
     }
@@ -101,6 +108,10 @@ impl WatchSpec {
             };
             if let Some(flag) = flag {
                 *flag = serde_json::from_str(value).map_err(|_| bad())?;
+                continue;
+            }
+            if name == "filter" {
+                spec.filter = Some(serde_json::from_str(value).map_err(|_| bad())?);
                 continue;
             }
             let names: Vec<String> = serde_json::from_str(value).map_err(|_| bad())?;
@@ -149,6 +160,13 @@ impl WatchSpec {
                 arguments.push(argument.to_owned());
             }
         }
+        if let Some(filter) = &self.filter {
+            if !separated {
+                arguments.push(SEPARATOR.to_owned());
+            }
+            let json = serde_json::to_string(filter).expect("a string serialises");
+            arguments.push(format!("filter={json}"));
+        }
         arguments
     }
 
@@ -187,13 +205,15 @@ mod tests {
             durable: true,
             metadata: false,
             batch: true,
+            filter: Some("(new.plan <> 'free, \"=x'::text)".into()),
         };
         let arguments = spec.to_arguments();
         assert_eq!(arguments[3], "");
         assert_eq!(
-            arguments[6..],
+            arguments[6..9],
             ["durable=true", "metadata=false", "batch=true"]
         );
+        assert_eq!(arguments[9], r#"filter="(new.plan <> 'free, \"=x'::text)""#);
         assert_eq!(WatchSpec::from_arguments(&arguments), Ok(spec));
     }
 
