@@ -1,8 +1,8 @@
 //! Per-row trigger overhead, measured side by side in one run: one committed
 //! `UPDATE t SET canceled = NOT canceled` over every row of identical tables that differ
 //! only in their trigger (none, the reference plpgsql trigger, contrib tcn, ours with its
-//! options, and ours watching a column the update leaves alone, which fires and compares but
-//! sends nothing). The variants alternate within each round; the report gives medians and
+//! options, ours watching a column the update leaves alone, which fires and compares but
+//! sends nothing, and ours with a row filter that turns every change down). The variants alternate within each round; the report gives medians and
 //! ratios, never a lone absolute time, because this machine is shared and noisy.
 //!
 //! With `--one-row-statements`, the rows are changed by as many one-row UPDATE statements
@@ -80,6 +80,13 @@ const VARIANTS: &[Variant] = &[
         table: "bench_unchanged",
         // The key never changes: the trigger fires and compares, and has nothing to send.
         install: "SELECT watch_column('{table}', 'id', 'bench_unchanged')",
+    },
+    Variant {
+        label: "pg_column_notify, filtered out",
+        table: "bench_filtered_out",
+        // Every row changes its watched column, and the filter turns every one down.
+        install: "SELECT watch_column('{table}', 'canceled', 'bench_filtered_out',
+                                      filter => 'new.title = ''none''')",
     },
     Variant {
         label: "pg_column_notify, durable",
