@@ -63,6 +63,17 @@ CREATE FUNCTION column_notify.forget_dropped() RETURNS event_trigger
 CREATE EVENT TRIGGER column_notify_forget_dropped ON sql_drop
     EXECUTE FUNCTION column_notify.forget_dropped();
 
+-- A trigger of notify_column_changed() with a filter depends on what the filter uses, as a
+-- trigger depends on its WHEN condition, however it was made (watch_column, by hand, or
+-- restored from a dump). Runs with the caller's rights: it only adds dependencies of the
+-- trigger the caller just created.
+CREATE FUNCTION column_notify.record_filter_dependencies() RETURNS event_trigger
+    LANGUAGE c SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'column_notify_record_filter_dependencies';
+CREATE EVENT TRIGGER column_notify_record_filter_dependencies ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER')
+    EXECUTE FUNCTION column_notify.record_filter_dependencies();
+
 -- Durable delivery: read, acknowledge, prune.
 
 -- The acknowledged position of consumer on channel. A new consumer is registered for the

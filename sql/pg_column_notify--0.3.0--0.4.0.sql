@@ -72,3 +72,14 @@ CREATE FUNCTION watch_column(
                                        filter);
 COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean, text) IS
     'Notify channel (default <table>_<column>_changed) with {id, old, new} JSON whenever column col of tbl changes';
+
+-- A trigger of notify_column_changed() with a filter depends on what the filter uses, as a
+-- trigger depends on its WHEN condition, however it was made (watch_column, by hand, or
+-- restored from a dump). Runs with the caller's rights: it only adds dependencies of the
+-- trigger the caller just created.
+CREATE FUNCTION column_notify.record_filter_dependencies() RETURNS event_trigger
+    LANGUAGE c SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'column_notify_record_filter_dependencies';
+CREATE EVENT TRIGGER column_notify_record_filter_dependencies ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER')
+    EXECUTE FUNCTION column_notify.record_filter_dependencies();

@@ -21,9 +21,78 @@ use crate::watch::catalog::{self, StoredWatch};
 use crate::watch::durable_channels;
 use crate::watch::filter;
 use crate::watch::install::{self, WatchedTable};
+use crate::watch::spec::WatchSpec;
 
 crate::pg::v1_call::v1_function_info!(pg_finfo_column_notify_follow_renames);
 crate::pg::v1_call::v1_function_info!(pg_finfo_column_notify_forget_dropped);
+crate::pg::v1_call::v1_function_info!(pg_finfo_column_notify_record_filter_dependencies);
+
+/// `ddl_command_end` for CREATE TRIGGER: a trigger of `notify_column_changed()` with a
+/// filter depends on what its filter uses, however it was made (`watch_column`, by hand, or
+/// restored from a dump), as a trigger depends on its WHEN condition. A filter that does not
+/// parse fails the CREATE TRIGGER.
+///
+/// # Safety
+/// Called by PostgreSQL's event trigger machinery only.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn column_notify_record_filter_dependencies(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL calls this function with its call information (the caller's
+    // contract); this checks that an event trigger called it.
+    unsafe { event_trigger_data(fcinfo) };
+    // Triggers cloned onto partitions depend on their parent's, which holds the filter.
+    let created: Vec<(pg_sys::Oid, pg_sys::Oid, Vec<u8>)> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT t.oid, t.tgrelid, t.tgargs
+                 FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                 JOIN pg_catalog.pg_trigger t ON t.oid OPERATOR(pg_catalog.=) c.objid
+                 WHERE c.object_type OPERATOR(pg_catalog.=) 'trigger'
+                   AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+                   AND EXISTS (SELECT FROM pg_catalog.pg_depend d
+                               JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+                               WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                 AND d.objid OPERATOR(pg_catalog.=) t.tgfoid
+                                 AND d.deptype OPERATOR(pg_catalog.=) 'e'
+                                 AND e.extname OPERATOR(pg_catalog.=) 'pg_column_notify')",
+                None,
+                &[],
+            )?
+            .map(|row| {
+                Ok((
+                    row.get::<pg_sys::Oid>(1)?.unwrap_or_default(),
+                    row.get::<pg_sys::Oid>(2)?.unwrap_or_default(),
+                    row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .expect("reading the created triggers");
+    for (trigger, table, arguments) in created {
+        // tgargs holds each argument followed by a NUL.
+        let arguments: Vec<String> = arguments
+            .split(|byte| *byte == 0)
+            .map(server_text::decode)
+            .collect();
+        let arguments = &arguments[..arguments.len().saturating_sub(1)];
+        // Arguments that describe no watch are the trigger's to report when it fires.
+        let Ok(WatchSpec {
+            filter: Some(filter),
+            ..
+        }) = WatchSpec::from_arguments(arguments)
+        else {
+            continue;
+        };
+        // SAFETY: the trigger's table exists and is locked by the running CREATE TRIGGER.
+        let relation = unsafe { PgRelation::open(table) };
+        // SAFETY: the relation is open, and `trigger` is a trigger on it.
+        unsafe { filter::record_dependencies(relation.as_ptr(), trigger, &filter) }
+            .unwrap_or_else(|error| error.report());
+    }
+    pg_sys::Datum::from(0)
+}
 
 /// `ddl_command_end` for ALTER TABLE: follows `RENAME COLUMN old TO new`.
 ///

@@ -94,26 +94,35 @@ pub unsafe fn renamed_filter(
 /// Records that trigger `trigger` depends on what the filter uses (its columns, functions,
 /// operators and types), as PostgreSQL records it for a trigger's WHEN condition: dropping
 /// one of them is refused, or with CASCADE takes the trigger (and so the watch) with it.
+/// Refused, recording nothing, when the filter does not parse.
 ///
 /// # Safety
 /// `relation` must be open; `trigger` must be a trigger on it.
-pub unsafe fn record_dependencies(relation: pg_sys::Relation, trigger: pg_sys::Oid, text: &str) {
-    // SAFETY: the caller's obligation; the filter was checked when the watch was made.
-    let parsed = unsafe { parse(relation, text) }.unwrap_or_else(|error| error.report());
+pub unsafe fn record_dependencies(
+    relation: pg_sys::Relation,
+    trigger: pg_sys::Oid,
+    text: &str,
+) -> Result<(), WatchError> {
     let trigger = pg_sys::ObjectAddress {
         classId: pg_sys::TriggerRelationId,
         objectId: trigger,
         objectSubId: 0,
     };
-    // SAFETY: the expression and its range table were just made by the parser.
-    unsafe {
+    // SAFETY: the caller's obligation; the expression and its range table are the parser's.
+    let recorded = subtransaction::catching(|| unsafe {
+        let parsed = parse_with(relation, text, None)?;
         pg_sys::recordDependencyOnExpr(
             &trigger,
             parsed.expression,
             parsed.range_table,
             pg_sys::DependencyType::DEPENDENCY_NORMAL,
-        )
-    };
+        );
+        Ok(())
+    });
+    recorded.unwrap_or_else(|error| {
+        let (code, message) = subtransaction::code_and_message(&error);
+        Err(WatchError::InvalidFilter { code, message })
+    })
 }
 
 /// Parses `text` against `relation`. Our own refusals are returned; PostgreSQL's (syntax,

@@ -11,9 +11,9 @@ use tokio_postgres::Client;
 
 const TARGET_DATABASE: &str = "pgcn_dump_target";
 
-/// Four watches: a plain one; one with every event, an excluded column and names that need
+/// Five watches: a plain one; one with every event, an excluded column and names that need
 /// quoting; one over two columns with an explicit key on a table without a primary key; one
-/// on a partitioned table.
+/// on a partitioned table; one with a row filter that calls a function of another schema.
 const SOURCE_SCHEMA: &str = r#"
     CREATE TABLE items (id int PRIMARY KEY, status text, note text);
     INSERT INTO items VALUES (1, 'open', 'a'), (2, 'open', 'b');
@@ -36,6 +36,13 @@ const SOURCE_SCHEMA: &str = r#"
     CREATE TABLE shipments_rest PARTITION OF shipments DEFAULT;
     INSERT INTO shipments VALUES ('eu', 1, 'packed'), ('us', 2, 'packed');
     SELECT watch_column('shipments', 'state');
+
+    CREATE SCHEMA rules;
+    CREATE FUNCTION rules.is_large(int) RETURNS boolean LANGUAGE sql IMMUTABLE RETURN $1 > 100;
+    CREATE TABLE parcels (id int PRIMARY KEY, state text, weight int);
+    INSERT INTO parcels VALUES (1, 'packed', 5), (2, 'packed', 500);
+    SELECT watch_column('parcels', 'state', 'large_parcels',
+                        filter => 'rules.is_large(new.weight) AND old.state = ''packed''');
 "#;
 
 /// The rows of a one-column text query, sorted.
@@ -131,7 +138,7 @@ async fn restored_database_lists_and_runs_the_same_watches() {
         let before = text_rows(&source.client, query).await;
         assert_eq!(text_rows(&target.client, query).await, before, "{query}");
     }
-    assert_eq!(text_rows(&target.client, WATCHES).await.len(), 4);
+    assert_eq!(text_rows(&target.client, WATCHES).await.len(), 5);
 
     assert_notifies(
         &target,
@@ -195,6 +202,27 @@ async fn restored_database_lists_and_runs_the_same_watches() {
     )
     .await;
 
+    assert_notifies(
+        &target,
+        "large_parcels",
+        "UPDATE parcels SET state = 'sent';",
+        &[json!({
+            "op": "UPDATE", "schema": "public", "table": "parcels", "changed": ["state"],
+            "id": 2,
+            "old": {"id": 2, "state": "packed", "weight": 500},
+            "new": {"id": 2, "state": "sent", "weight": 500},
+        })],
+    )
+    .await;
+    // The restored trigger depends on what its filter uses, as the original did.
+    for statement in [
+        "ALTER TABLE parcels DROP COLUMN weight",
+        "DROP FUNCTION rules.is_large(int)",
+    ] {
+        let error = target.client.batch_execute(statement).await.unwrap_err();
+        assert_eq!(integration_tests::sqlstate(&error), "2BP01", "{statement}");
+    }
+
     // The restored catalog rows name the restored tables: unwatching finds them.
     let removed: bool = target
         .client
@@ -206,7 +234,7 @@ async fn restored_database_lists_and_runs_the_same_watches() {
         .unwrap()
         .get(0);
     assert!(removed);
-    assert_eq!(text_rows(&target.client, WATCHES).await.len(), 3);
+    assert_eq!(text_rows(&target.client, WATCHES).await.len(), 4);
 
     drop_database(&admin, TARGET_DATABASE).await;
     drop_database(&admin, "pgcn_dump_source").await;

@@ -1,4 +1,4 @@
-//! Upgrading an installed 0.1.0 to the current version keeps its watches working.
+//! Upgrading an installed earlier version to the current one keeps its watches working.
 
 use integration_tests::{query_i64, TestDatabase};
 use serde_json::json;
@@ -31,7 +31,7 @@ async fn watches_made_with_0_1_0_work_after_alter_extension_update() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.3.0");
+    assert_eq!(version, "0.4.0");
 
     db.run("UPDATE appointments SET canceled = false").await;
     assert_eq!(
@@ -152,4 +152,47 @@ async fn durable_watches_made_with_0_2_0_keep_their_events_and_consumers_after_u
         .await,
         2
     );
+}
+
+#[tokio::test]
+async fn watches_made_with_0_3_0_keep_working_and_take_filters_after_update() {
+    let db = TestDatabase::with_schema(
+        "upgrade_filters",
+        "DROP EXTENSION pg_column_notify;
+         CREATE EXTENSION pg_column_notify VERSION '0.3.0';
+         CREATE TABLE orders (id int PRIMARY KEY, state text, total int);
+         INSERT INTO orders VALUES (1, 'new', 10), (2, 'new', 200);
+         SELECT watch_column('orders', 'state', 'orders', durable => true);",
+    )
+    .await;
+    let mut listener = db.listen("orders").await;
+    // This library keeps 0.3.0's install_watch and catalog working until the update.
+    db.run("SELECT watch_column('orders', 'state', 'orders', events => '{update,insert}')")
+        .await;
+    db.run("UPDATE orders SET state = 'paid' WHERE id = 1")
+        .await;
+    assert_eq!(listener.next().await.payload["id"], json!(1));
+
+    db.run("ALTER EXTENSION pg_column_notify UPDATE").await;
+    db.run(
+        "SELECT watch_column('orders', 'state', 'orders', filter => 'new.total > 100');
+         UPDATE orders SET state = 'shipped';",
+    )
+    .await;
+    assert_eq!(listener.next().await.payload["id"], json!(2));
+    listener.assert_silent().await;
+    let filter: String = db
+        .client
+        .query_one("SELECT filter FROM column_watches", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(filter, "(new.total > 100)");
+    // The update installed the event trigger that makes a filter's columns dependencies.
+    let error = db
+        .client
+        .batch_execute("ALTER TABLE orders DROP COLUMN total")
+        .await
+        .unwrap_err();
+    assert_eq!(integration_tests::sqlstate(&error), "2BP01");
 }
