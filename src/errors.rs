@@ -67,6 +67,14 @@ pub enum WatchError {
 }
 
 impl WatchError {
+    /// A filter PostgreSQL refused, with its SQLSTATE.
+    pub fn invalid_filter(failure: crate::pg::subtransaction::Failure) -> Self {
+        Self::InvalidFilter {
+            code: failure.code,
+            message: failure.message,
+        }
+    }
+
     fn sqlstate(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {

@@ -188,6 +188,35 @@ async fn watches_prints_the_view_as_a_table_and_the_queue_usage() {
     assert!(stderr.contains("no column_watches view"), "{stderr}");
 }
 
+#[tokio::test]
+async fn watches_shows_each_watch_with_its_filter() {
+    let db = TestDatabase::with_schema(
+        "cli_watches_filter",
+        "CREATE TABLE appointments (id int PRIMARY KEY, clinic_id int, canceled boolean);
+         SELECT watch_column('appointments', 'canceled', 'clinic_7',
+                             filter => 'NEW.clinic_id = 7 AND NEW.canceled');",
+    )
+    .await;
+    let output = watches(&db.url);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split('|').map(str::trim).collect();
+    let row: Vec<&str> = lines[2].split('|').map(str::trim).collect();
+    let filter = header
+        .iter()
+        .position(|name| *name == "filter")
+        .expect("a filter column");
+    assert_eq!(
+        row[filter], "((new.clinic_id = 7) AND new.canceled)",
+        "{stdout}"
+    );
+    assert_eq!(
+        row[header.iter().position(|name| *name == "channel").unwrap()],
+        "clinic_7"
+    );
+}
+
 #[test]
 fn help_for_every_command_and_errors_as_one_line() {
     for args in [

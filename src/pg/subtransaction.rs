@@ -7,10 +7,17 @@ use std::panic::AssertUnwindSafe;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
-use pgrx::PgTryBuilder;
+use pgrx::{PgSqlErrorCode, PgTryBuilder};
+
+/// An ERROR caught and rolled back: its SQLSTATE and message.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: PgSqlErrorCode,
+    pub message: String,
+}
 
 /// Runs `work` in a subtransaction; its ERROR, rolled back, is returned instead of raised.
-pub fn catching<R>(work: impl FnOnce() -> R) -> Result<R, CaughtError> {
+pub fn catching<R>(work: impl FnOnce() -> R) -> Result<R, Failure> {
     // SAFETY: reads the backend's current memory context and resource owner, which the
     // subtransaction replaces and which are restored below however it ends.
     let (context, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
@@ -40,18 +47,20 @@ pub fn catching<R>(work: impl FnOnce() -> R) -> Result<R, CaughtError> {
         // the ERROR into this value and cleared PostgreSQL's error state.
         unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
         restore();
-        Err(error)
+        Err(failure(error))
     })
     .execute()
 }
 
-/// The SQLSTATE and message of a caught error.
-pub fn code_and_message(error: &CaughtError) -> (pgrx::PgSqlErrorCode, String) {
+fn failure(error: CaughtError) -> Failure {
     match error {
         CaughtError::PostgresError(report)
         | CaughtError::ErrorReport(report)
         | CaughtError::RustPanic {
             ereport: report, ..
-        } => (report.sql_error_code(), report.message().to_owned()),
+        } => Failure {
+            code: report.sql_error_code(),
+            message: report.message().to_owned(),
+        },
     }
 }

@@ -258,9 +258,8 @@ impl TriggerPlan {
             let compiled = subtransaction::catching(|| unsafe {
                 CompiledFilter::compile(relation, text, memory_context)
             });
-            compiled.map(RowFilter::Compiled).unwrap_or_else(|error| {
-                let (_, message) = subtransaction::code_and_message(&error);
-                warn_unusable_filter(trigger, &qualified_name, &message);
+            compiled.map(RowFilter::Compiled).unwrap_or_else(|failure| {
+                warn_unusable_filter(trigger, &qualified_name, &failure.message);
                 RowFilter::Unusable
             })
         });

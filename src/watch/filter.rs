@@ -53,10 +53,7 @@ pub unsafe fn checked(relation: pg_sys::Relation, text: &str) -> Result<String, 
         // SAFETY: a filter just parsed against the open relation.
         Ok(Ok(parsed)) => Ok(unsafe { deparse(&parsed) }),
         Ok(Err(refused)) => Err(refused),
-        Err(error) => {
-            let (code, message) = subtransaction::code_and_message(&error);
-            Err(WatchError::InvalidFilter { code, message })
-        }
+        Err(failure) => Err(WatchError::invalid_filter(failure)),
     }
 }
 
@@ -84,10 +81,7 @@ pub unsafe fn renamed_filter(
         // SAFETY: as in `checked`.
         Ok(Ok(parsed)) => Ok(rename.followed.then(|| unsafe { deparse(&parsed) })),
         Ok(Err(refused)) => Err(refused),
-        Err(error) => {
-            let (code, message) = subtransaction::code_and_message(&error);
-            Err(WatchError::InvalidFilter { code, message })
-        }
+        Err(failure) => Err(WatchError::invalid_filter(failure)),
     }
 }
 
@@ -119,10 +113,7 @@ pub unsafe fn record_dependencies(
         );
         Ok(())
     });
-    recorded.unwrap_or_else(|error| {
-        let (code, message) = subtransaction::code_and_message(&error);
-        Err(WatchError::InvalidFilter { code, message })
-    })
+    recorded.unwrap_or_else(|failure| Err(WatchError::invalid_filter(failure)))
 }
 
 /// Parses `text` against `relation`. Our own refusals are returned; PostgreSQL's (syntax,

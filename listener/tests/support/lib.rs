@@ -15,7 +15,7 @@ pub mod server;
 
 pub use cli::*;
 pub use durable::*;
-pub use integration_tests::server_url;
+pub use integration_tests::{server_url, TestDatabase};
 pub use listening::*;
 pub use payloads::*;
 pub use server::*;
