@@ -40,8 +40,8 @@ impl CompiledFilter {
         // evaluation, and the condition is planned and compiled as a qual (NULL is false).
         unsafe {
             pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                ChangeVarNodes(parsed.expression, OLD_VARNO, pg_sys::INNER_VAR, 0);
-                ChangeVarNodes(parsed.expression, NEW_VARNO, pg_sys::OUTER_VAR, 0);
+                ChangeVarNodes(parsed.expression, OLD_VARNO, INNER_VAR, 0);
+                ChangeVarNodes(parsed.expression, NEW_VARNO, OUTER_VAR, 0);
             });
             let qual = pg_sys::make_ands_implicit(parsed.expression.cast());
             let qual = pg_sys::expression_planner(qual.cast()).cast::<pg_sys::List>();
@@ -119,6 +119,13 @@ unsafe fn load(slot: *mut pg_sys::TupleTableSlot, row: Option<&RowValues>) {
         }
     }
 }
+
+// The Var numbers of the inner and outer rows of an evaluation: unsigned in 14's headers,
+// signed from 15 on.
+#[allow(clippy::unnecessary_cast)]
+const INNER_VAR: i32 = pg_sys::INNER_VAR as i32;
+#[allow(clippy::unnecessary_cast)]
+const OUTER_VAR: i32 = pg_sys::OUTER_VAR as i32;
 
 unsafe extern "C-unwind" {
     /// rewriteManip.c's renumbering of the Vars of one range table entry (not in pgrx's

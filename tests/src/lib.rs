@@ -227,3 +227,14 @@ pub async fn query_i64(client: &Client, sql: &str) -> i64 {
         .unwrap_or_else(|error| panic!("{sql}: {error}"))
         .get(0)
 }
+
+/// The first column of every row a query returns, as text, in the query's order.
+pub async fn query_texts(client: &Client, sql: &str) -> Vec<String> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}

@@ -144,17 +144,11 @@ async fn durable_watches_log_only_the_changes_the_filter_accepts() {
         query_i64(&db.client, "SELECT count(*) FROM column_notify.events").await,
         5
     );
-    let totals: Vec<String> = db
-        .client
-        .query(
-            "SELECT payload->'new'->>'total' FROM read_events('billing', 'orders')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let totals = query_texts(
+        &db.client,
+        "SELECT payload->'new'->>'total' FROM read_events('billing', 'orders')",
+    )
+    .await;
     assert_eq!(totals, ["106", "107", "108", "109", "110"]);
 }
 
@@ -438,4 +432,44 @@ async fn an_error_the_filter_raises_fails_the_write_as_a_when_condition_does() {
     db.run("UPDATE appointments SET status = 'y' WHERE id = 2")
         .await;
     assert_eq!(ids(&mut listener, 1).await, [json!(2)]);
+}
+
+#[tokio::test]
+async fn a_hand_made_trigger_takes_a_filter_argument_checked_when_it_is_created() {
+    let db = appointments("filter_by_hand").await;
+    db.run(
+        r#"CREATE TRIGGER sevens AFTER UPDATE ON appointments FOR EACH ROW
+               EXECUTE FUNCTION notify_column_changed('sevens', 'status', '',
+                                                      'filter="new.clinic_id = 7"')"#,
+    )
+    .await;
+    let mut listener = db.listen("sevens").await;
+    db.run("UPDATE appointments SET status = 'x'").await;
+    assert_eq!(ids(&mut listener, 2).await, [json!(1), json!(3)]);
+    // It depends on the filter's columns as a watch's trigger does.
+    let error = db
+        .client
+        .batch_execute("ALTER TABLE appointments DROP COLUMN clinic_id")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&error), "2BP01", "{error:?}");
+
+    let error = db
+        .client
+        .batch_execute(
+            r#"CREATE TRIGGER broken AFTER UPDATE ON appointments FOR EACH ROW
+                   EXECUTE FUNCTION notify_column_changed('broken', 'status', '',
+                                                          'filter="new.nope"')"#,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&error), "42703", "{error:?}");
+    assert_eq!(
+        query_i64(
+            &db.client,
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'broken'"
+        )
+        .await,
+        0
+    );
 }

@@ -123,17 +123,11 @@ async fn durable_watches_made_with_0_2_0_keep_their_events_and_consumers_after_u
 
     db.run("ALTER EXTENSION pg_column_notify UPDATE; UPDATE orders SET state = 'shipped';")
         .await;
-    let states: Vec<String> = db
-        .client
-        .query(
-            "SELECT payload->'new'->>'state' FROM read_events('billing', 'orders')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let states = integration_tests::query_texts(
+        &db.client,
+        "SELECT payload->'new'->>'state' FROM read_events('billing', 'orders')",
+    )
+    .await;
     assert_eq!(states, ["paid", "shipped"]);
     assert_eq!(
         query_i64(
