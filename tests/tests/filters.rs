@@ -2,7 +2,9 @@
 //! mode (plain, several events, batch, durable, include/exclude, partitions), how the
 //! filter follows renames and drops, what is refused, and that no input runs other SQL.
 
-use integration_tests::{connect_collecting_notices, query_i64, sqlstate, Listener, TestDatabase};
+use integration_tests::{
+    connect_collecting_notices, query_i64, query_texts, sqlstate, Listener, TestDatabase,
+};
 use serde_json::{json, Value};
 
 const APPOINTMENTS: &str = "
