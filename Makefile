@@ -64,8 +64,10 @@ test: setup
 pg-test: setup
 	bash scripts/pg-test.sh
 
+# The relay's tests start nats-servers of their own (scripts/fetch-nats.sh fetches it once).
 integration-test:
-	bash scripts/with-database.sh cargo test -p integration_tests -p column_notify_listener
+	NATS_SERVER="$$(bash scripts/fetch-nats.sh)" \
+		bash scripts/with-database.sh cargo test -p integration_tests -p column_notify_listener
 
 # With PG= (or a PG_CONFIG other than the default) the extension is linted with that
 # major's feature; the rest of the workspace does not depend on the major.

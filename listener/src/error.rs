@@ -74,6 +74,39 @@ pub enum Error {
     /// The listener was closed: no more events will come.
     #[error("the listener is closed")]
     Closed,
+
+    /// A relay setting that cannot work (an empty consumer name, a zero window, a name
+    /// that cannot be a NATS subject).
+    #[error("invalid relay setting: {0}")]
+    InvalidRelay(String),
+
+    /// A relayed channel has no durable watch.
+    #[error("channel {channel:?} has no durable watch{}", if *.watched { " (its watches are not durable)" } else { "" })]
+    NotDurable {
+        /// The channel.
+        channel: String,
+        /// Whether it has watches at all.
+        watched: bool,
+    },
+
+    /// The NATS server could not be reached, or refused a request.
+    #[error("NATS: {0}")]
+    Nats(String),
+
+    /// The NATS server has no JetStream.
+    #[error("JetStream is not available at {0} (start nats-server with -js)")]
+    NoJetStream(String),
+
+    /// The stream exists but does not take the relay's subjects.
+    #[error("stream {stream} takes subjects {subjects:?}, which do not cover {wanted}")]
+    StreamSubjects {
+        /// The stream.
+        stream: String,
+        /// Its subjects.
+        subjects: Vec<String>,
+        /// The subjects the relay publishes to.
+        wanted: String,
+    },
 }
 
 /// A tokio-postgres error as one line, with its causes (the server's message, the I/O

@@ -93,6 +93,7 @@ mod durable;
 mod error;
 mod live;
 mod pool;
+mod relay;
 mod tls;
 
 pub use backoff::Backoff;
@@ -110,6 +111,9 @@ pub use live::{
     RawListener, DEFAULT_BUFFER,
 };
 pub use pool::{HandlerPool, PoolStats};
+pub use relay::{
+    Relay, RelayBuilder, RelayReport, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, DEFAULT_WINDOW,
+};
 pub use tls::TlsVerification;
 /// The PostgreSQL client of [`connect_client`], re-exported so that versions match.
 pub use tokio_postgres;

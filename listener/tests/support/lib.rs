@@ -5,11 +5,13 @@
 //! * [`payloads`]: payloads shaped like the extension's, and the check on a change;
 //! * [`listening`]: waiting for a listener's next change, or for a reported gap;
 //! * [`cli`]: running the `column-notify` command;
-//! * [`durable`]: a database with a durable watch, and concurrent writers.
+//! * [`durable`]: a database with a durable watch, and concurrent writers;
+//! * [`nats`]: a `nats-server` of a test's own, and what a stream holds.
 
 pub mod cli;
 pub mod durable;
 pub mod listening;
+pub mod nats;
 pub mod payloads;
 pub mod server;
 
@@ -17,5 +19,6 @@ pub use cli::*;
 pub use durable::*;
 pub use integration_tests::{server_url, TestDatabase};
 pub use listening::*;
+pub use nats::*;
 pub use payloads::*;
 pub use server::*;

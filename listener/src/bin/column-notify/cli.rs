@@ -3,9 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use column_notify_listener::{TlsVerification, DEFAULT_BATCH_SIZE, DEFAULT_BUFFER};
+use column_notify_listener::{
+    TlsVerification, DEFAULT_BATCH_SIZE, DEFAULT_BUFFER, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX,
+    DEFAULT_WINDOW,
+};
 
-/// Listen to pg_column_notify changes, and inspect the watches of a database.
+/// Listen to pg_column_notify changes, inspect the watches of a database, and relay durable
+/// events into NATS JetStream.
 #[derive(Debug, Parser)]
 #[command(name = "column-notify", version)]
 pub struct Cli {
@@ -60,6 +64,45 @@ pub enum Command {
     /// listener among them keeps the queue from being cleaned), and the durable channels'
     /// backlog.
     Status,
+    /// Publish every event of durable CHANNELs into a NATS JetStream stream, exactly once and
+    /// in event-id order per channel: to subject <prefix>.<channel>, with header
+    /// Nats-Msg-Id: <channel>:<event_id> and the event's payload as the body. The consumer's
+    /// position moves only past events JetStream acknowledged. Another relay with the same
+    /// --consumer waits as a standby and takes over when this one ends. States go to stderr;
+    /// SIGINT or SIGTERM exit with status 0 once the events in flight are acknowledged.
+    Relay(RelayArgs),
+}
+
+/// The arguments of `relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Channels of durable watches to relay (each becomes one subject token)
+    #[arg(value_name = "CHANNEL", required = true)]
+    pub channels: Vec<String>,
+
+    /// The durable consumer the relay reads as (its position is the relay's progress)
+    #[arg(long, value_name = "NAME", required = true)]
+    pub consumer: String,
+
+    /// The NATS server, e.g. nats://127.0.0.1:4222
+    #[arg(long, value_name = "URL", env = "NATS_URL", required = true)]
+    pub nats_url: String,
+
+    /// The JetStream stream, made (file storage, subjects <prefix>.>) when missing
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_STREAM)]
+    pub stream: String,
+
+    /// The first tokens of every subject
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_SUBJECT_PREFIX)]
+    pub subject_prefix: String,
+
+    /// Most publishes of a channel awaiting JetStream's acknowledgement
+    #[arg(long, value_name = "PUBLISHES", default_value_t = DEFAULT_WINDOW)]
+    pub window: usize,
+
+    /// Most events read from the log at once
+    #[arg(long, value_name = "EVENTS", default_value_t = DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
 }
 
 /// The arguments of `listen`.

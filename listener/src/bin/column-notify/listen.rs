@@ -49,7 +49,7 @@ pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<()
                 }
             }
             Some(RawEvent::Connection(event)) => eprintln!("column-notify: {}", describe(&event)),
-            None => return Err(Failure("the listener stopped".to_string())),
+            None => return Err(Failure::new("the listener stopped".to_string())),
         }
     }
     Ok(())
@@ -64,7 +64,7 @@ async fn durable(
     name: String,
 ) -> Result<(), Failure> {
     let [channel] = <[String; 1]>::try_from(args.channels).map_err(|channels| {
-        Failure(format!(
+        Failure::new(format!(
             "--consumer reads the event log of one channel, not {}",
             channels.len()
         ))
@@ -169,7 +169,7 @@ fn print(line: &str) -> Result<bool, Failure> {
     match written {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(error) => Err(Failure(format!("cannot write to stdout: {error}"))),
+        Err(error) => Err(Failure::new(format!("cannot write to stdout: {error}"))),
     }
 }
 
@@ -204,7 +204,7 @@ fn describe(event: &ConnectionEvent) -> String {
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-async fn interrupted() -> Result<(), Failure> {
+pub async fn interrupted() -> Result<(), Failure> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => Ok(result?),

@@ -1,8 +1,10 @@
-//! `column-notify`: listen to pg_column_notify changes, and inspect the watches.
+//! `column-notify`: listen to pg_column_notify changes, inspect the watches, relay durable
+//! events into NATS JetStream.
 
 mod cli;
 mod failure;
 mod listen;
+mod relay;
 mod status;
 mod table;
 mod watches;
@@ -25,7 +27,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => return fail(&Failure(format!("cannot start: {error}"))),
+        Err(error) => return fail(&Failure::new(format!("cannot start: {error}"))),
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,18 +41,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         .database_url
         .filter(|url| !url.trim().is_empty())
         .ok_or_else(|| {
-            Failure("no database given: pass --database-url URL or set DATABASE_URL".to_string())
+            Failure::usage("no database given: pass --database-url URL or set DATABASE_URL")
         })?;
     match cli.command {
         Command::Listen(args) => listen::run(&url, tls, args).await,
         Command::Watches => watches::run(&url, &tls).await,
         Command::Status => status::run(&url, &tls).await,
+        Command::Relay(args) => relay::run(&url, tls, args).await,
     }
 }
 
 fn fail(failure: &Failure) -> ExitCode {
     eprintln!("column-notify: error: {failure}");
-    ExitCode::FAILURE
+    ExitCode::from(failure.status())
 }
 
 /// Help and version go to stdout as clap writes them; a usage mistake is one line.

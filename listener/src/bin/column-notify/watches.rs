@@ -12,7 +12,7 @@ pub async fn run(url: &str, tls: &TlsVerification) -> Result<(), Failure> {
         .await
         .map_err(Error::Query)?;
     if view.get::<_, Option<String>>(0).is_none() {
-        return Err(Failure(
+        return Err(Failure::new(
             "this database has no column_watches view: is pg_column_notify installed? \
              (CREATE EXTENSION pg_column_notify)"
                 .to_string(),

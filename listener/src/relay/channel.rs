@@ -1,0 +1,173 @@
+//! One channel relayed: a run connects to NATS, finds the last event the stream holds for
+//! the channel, moves the consumer's position up to it, then reads the log after it and
+//! publishes each event, acknowledging in PostgreSQL only what JetStream acknowledged. A
+//! run that fails (a lost connection, a refused publish) is followed by another, after a
+//! backoff, until the relay stops.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::builder::Settings;
+use super::jetstream::Nats;
+use super::report::RelayReport;
+use crate::backoff::Retries;
+use crate::durable::{DurableConsumer, RawDurableEvent};
+use crate::error::Error;
+
+/// Acknowledge in PostgreSQL at least every so many events published (and whenever nothing
+/// is in flight).
+const ACK_EVERY: u64 = 500;
+
+/// What the channel's runs share with the relay.
+pub(super) struct ChannelRelay {
+    pub(super) settings: Arc<Settings>,
+    pub(super) channel: String,
+    /// True once the relay is to stop: finish what is in flight, acknowledge, return.
+    pub(super) stop: watch::Receiver<bool>,
+    /// Events published, all channels.
+    pub(super) relayed: Arc<AtomicU64>,
+}
+
+impl ChannelRelay {
+    /// Relays until told to stop.
+    pub(super) async fn run(mut self) {
+        let mut retries = Retries::new(self.settings.backoff);
+        let mut relayed_here = 0u64;
+        loop {
+            let outcome = self.run_once(&mut relayed_here).await;
+            match outcome {
+                Ok(()) => return,
+                Err((error, progressed)) => {
+                    if progressed {
+                        retries = Retries::new(self.settings.backoff);
+                    }
+                    let retry_in = retries.fail();
+                    self.settings.report(RelayReport::Restarting {
+                        channel: self.channel.clone(),
+                        error: error.to_string(),
+                        retry_in,
+                    });
+                    tokio::select! {
+                        () = tokio::time::sleep(retry_in) => {}
+                        () = stop_requested(&mut self.stop) => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One run; `Err` says what failed and whether anything was published before.
+    async fn run_once(&mut self, relayed_here: &mut u64) -> Result<(), (Error, bool)> {
+        let settings = Arc::clone(&self.settings);
+        let at_start = *relayed_here;
+        let failed = |relayed: u64| move |error| (error, relayed > at_start);
+        let nats = Nats::connect(&settings.nats_url)
+            .await
+            .map_err(failed(*relayed_here))?;
+        let (stream, _) = nats
+            .stream(&settings.stream, &settings.subject_prefix)
+            .await
+            .map_err(failed(*relayed_here))?;
+        let subject = format!("{}.{}", settings.subject_prefix, self.channel);
+        let last = nats
+            .last_on_subject(&stream, &subject)
+            .await
+            .map_err(failed(*relayed_here))?;
+        let mut consumer = DurableConsumer::builder(
+            settings.database.url.clone(),
+            settings.consumer.clone(),
+            self.channel.clone(),
+        )
+        .batch_size(settings.batch_size)
+        .connection(|_| settings.database.clone())
+        .connect()
+        .await
+        .map_err(failed(*relayed_here))?;
+        let mut last_event = 0;
+        if let Some((_, event_id)) = last {
+            let position = consumer
+                .ack(event_id)
+                .await
+                .map_err(failed(*relayed_here))?;
+            if position == event_id {
+                settings.report(RelayReport::Resynchronised {
+                    channel: self.channel.clone(),
+                    event_id,
+                });
+            }
+            last_event = position;
+        }
+
+        // The first publish states what the subject's last message is: refused if another
+        // relay published meanwhile.
+        let mut expected_last = Some(last.map_or(0, |(sequence, _)| sequence));
+        let mut pending = FuturesOrdered::new();
+        let mut unacknowledged = 0u64;
+        let mut stopping = *self.stop.borrow();
+        let mut busy = true;
+        loop {
+            if pending.is_empty() && unacknowledged > 0 {
+                consumer
+                    .ack(last_event)
+                    .await
+                    .map_err(failed(*relayed_here))?;
+                unacknowledged = 0;
+            }
+            if pending.is_empty() && busy && consumer.buffered() == 0 {
+                busy = false;
+                settings.report(RelayReport::CaughtUp {
+                    channel: self.channel.clone(),
+                    event_id: last_event,
+                    relayed: *relayed_here,
+                });
+            }
+            if stopping && pending.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                biased;
+                acknowledged = pending.next(), if !pending.is_empty() => {
+                    let Some((event_id, acknowledged)) = acknowledged else { continue };
+                    let acknowledged: Result<_, async_nats::jetstream::context::PublishError> =
+                        acknowledged;
+                    acknowledged.map_err(|error| {
+                        (Error::Nats(format!("publishing to {subject}: {error}")), *relayed_here > at_start)
+                    })?;
+                    last_event = event_id;
+                    *relayed_here += 1;
+                    self.relayed.fetch_add(1, Ordering::Relaxed);
+                    unacknowledged += 1;
+                    if unacknowledged >= ACK_EVERY {
+                        consumer.ack(last_event).await.map_err(failed(*relayed_here))?;
+                        unacknowledged = 0;
+                    }
+                }
+                () = stop_requested(&mut self.stop), if !stopping => stopping = true,
+                event = consumer.recv_raw(), if !stopping && pending.len() < settings.window => {
+                    let RawDurableEvent::Event(event) = event.map_err(failed(*relayed_here))? else {
+                        continue;
+                    };
+                    busy = true;
+                    let message_id = format!("{}:{}", self.channel, event.event_id);
+                    let acknowledgement = nats
+                        .publish(&subject, &message_id, Bytes::from(event.payload), expected_last.take())
+                        .await
+                        .map_err(failed(*relayed_here))?;
+                    let event_id = event.event_id;
+                    pending.push_back(async move { (event_id, acknowledgement.await) });
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once the relay is told to stop (or is gone).
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    // The guard the wait returns is dropped at once: it must not be held across an await.
+    drop(stop.wait_for(|stop| *stop).await);
+}
