@@ -21,8 +21,6 @@
 //! Usage: end-to-end [--events N] [--batch N] [--runs N] [--rate N] [--seconds N] [--markdown]
 //! Needs DATABASE_URL (best a database of its own) with the extension installed.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::future::poll_fn;
 use std::time::{Duration, Instant};
@@ -33,7 +31,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, Statement};
 
-use common::{connect, database_url, describe, fail, median};
+use column_notify_bench::{connect, database_url, describe, fail, median, percentile, print_table};
 
 const TABLE: &str = "bench_e2e_appointments";
 const CHANNEL: &str = "bench_e2e_canceled";
@@ -500,12 +498,6 @@ fn turns(round: usize) -> impl Iterator<Item = usize> {
     (0..RECEIVERS.len()).map(move |offset| (round + offset) % RECEIVERS.len())
 }
 
-/// The value at percentile `p` of sorted samples (nearest rank).
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// `figures[index]` over the baseline's, or "-" on the baseline's own row.
 fn versus_baseline(figures: &[f64], index: usize) -> String {
     if index == BASELINE {
@@ -513,51 +505,6 @@ fn versus_baseline(figures: &[f64], index: usize) -> String {
     } else {
         format!("{:.2}", figures[index] / figures[BASELINE])
     }
-}
-
-/// Prints a table: a title, a header and rows, as markdown or as aligned text.
-fn print_table(markdown: bool, title: &str, header: &[&str], rows: &[Vec<String>]) {
-    if markdown {
-        println!("#### {title}\n");
-        println!("| {} |", header.join(" | "));
-        let align: Vec<&str> = (0..header.len())
-            .map(|i| if i == 0 { "---" } else { "---:" })
-            .collect();
-        println!("| {} |", align.join(" | "));
-        for row in rows {
-            println!("| {} |", row.join(" | "));
-        }
-        println!();
-        return;
-    }
-    println!("{title}");
-    let header: Vec<String> = header.iter().map(|cell| cell.to_string()).collect();
-    let lines: Vec<&Vec<String>> = std::iter::once(&header).chain(rows).collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|column| {
-            lines
-                .iter()
-                .map(|line| line[column].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for line in lines {
-        let cells: Vec<String> = line
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, &width))| {
-                if i == 0 {
-                    format!("{cell:<width$}")
-                } else {
-                    format!("{cell:>width$}")
-                }
-            })
-            .collect();
-        println!("  {}", cells.join("  "));
-    }
-    println!();
 }
 
 /// The median of a figure of the runs of each receiver.

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-mod common;
-
-use common::{connect, database_url, describe, fail, median};
+use column_notify_bench::{connect, database_url, describe, fail, median};
 
 struct Options {
     rows: u64,

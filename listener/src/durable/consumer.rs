@@ -194,6 +194,12 @@ impl<T> DurableConsumer<T> {
         self.state.stored.len()
     }
 
+    /// Whether everything the log held at the last read has been yielded: the read found
+    /// fewer than a batch, and nothing read waits to be yielded. False before the first read.
+    pub fn caught_up(&self) -> bool {
+        self.state.stored.is_empty() && !self.state.read_wanted
+    }
+
     /// The id of the last event yielded, if any.
     pub fn last_delivered(&self) -> Option<i64> {
         (self.state.delivered > 0).then_some(self.state.delivered)

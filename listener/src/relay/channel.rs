@@ -6,11 +6,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use tokio::sync::watch;
+use tokio::time::timeout;
 
 use super::builder::Settings;
 use super::jetstream::Nats;
@@ -22,6 +24,9 @@ use crate::error::Error;
 /// Acknowledge in PostgreSQL at least every so many events published (and whenever nothing
 /// is in flight).
 const ACK_EVERY: u64 = 500;
+
+/// How long a channel waits for its next event before it looks whether it has caught up.
+const IDLE_CHECK: Duration = Duration::from_millis(200);
 
 /// What the channel's runs share with the relay.
 pub(super) struct ChannelRelay {
@@ -118,7 +123,7 @@ impl ChannelRelay {
                     .map_err(failed(*relayed_here))?;
                 unacknowledged = 0;
             }
-            if pending.is_empty() && busy && consumer.buffered() == 0 {
+            if pending.is_empty() && busy && consumer.caught_up() {
                 busy = false;
                 settings.report(RelayReport::CaughtUp {
                     channel: self.channel.clone(),
@@ -148,7 +153,9 @@ impl ChannelRelay {
                     }
                 }
                 () = stop_requested(&mut self.stop), if !stopping => stopping = true,
-                event = consumer.recv_raw(), if !stopping && pending.len() < settings.window => {
+                // Not for ever: an idle channel looks again whether it has caught up.
+                event = timeout(IDLE_CHECK, consumer.recv_raw()), if !stopping && pending.len() < settings.window => {
+                    let Ok(event) = event else { continue };
                     let RawDurableEvent::Event(event) = event.map_err(failed(*relayed_here))? else {
                         continue;
                     };
