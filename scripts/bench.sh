@@ -19,10 +19,32 @@ export DATABASE_URL
 cargo build -q --release -p column_notify_bench
 overhead=target/release/trigger-overhead
 
+# The relay's benchmark publishes into a nats-server of its own (JetStream, a temporary
+# store), stopped when the script ends.
+start_nats() {
+    local binary store port
+    binary="$(bash scripts/fetch-nats.sh)"
+    store="$(mktemp -d)"
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    "$binary" -a 127.0.0.1 -p "$port" -js -sd "$store" >/dev/null 2>&1 &
+    NATS_PID=$!
+    # shellcheck disable=SC2064
+    trap "kill $NATS_PID 2>/dev/null; rm -rf '$store'" EXIT
+    NATS_URL="nats://127.0.0.1:$port"
+    export NATS_URL
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return
+        sleep 0.1
+    done
+    echo "bench: nats-server did not start" >&2
+    exit 1
+}
+
 if [ "${1:-}" = "--quick" ]; then
     exec "$overhead" --rows 100000 --runs 7
 fi
 
+start_nats
 results=bench/RESULTS.md
 {
     echo "# Benchmark results"
@@ -49,6 +71,9 @@ results=bench/RESULTS.md
     echo "## End to end"
     echo
     target/release/end-to-end --markdown
+    echo "## The NATS relay"
+    echo
+    target/release/relay-bench --markdown
 } > "$results.new"
 mv "$results.new" "$results"
 echo "wrote $results"

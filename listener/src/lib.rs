@@ -69,6 +69,18 @@
 //! changes, in event-id order, and [`acknowledges`](DurableConsumer::ack) them. Delivery is
 //! at least once: events not yet acknowledged when a process dies come again.
 //!
+//! # Scaling out: the NATS relay
+//!
+//! A [`Relay`] publishes the events of durable watches into a NATS JetStream stream:
+//! each event of channel `c` once, in event-id order, to subject `<prefix>.c` with header
+//! `Nats-Msg-Id: c:<event_id>`. The consumer's position moves only past events JetStream
+//! acknowledged; before publishing, the relay finds the stream's last message for the
+//! channel and moves the position up to it, so a crash between a publish and its
+//! acknowledgement never publishes an event twice, however long the relay was down. One
+//! relay per consumer name is active (it holds a session-level advisory lock per channel);
+//! others wait as standbys and take over when its session ends. `column-notify relay` is
+//! the command around it.
+//!
 //! # Handling changes concurrently
 //!
 //! [`HandlerPool`] runs a handler on many changes at once while keeping the changes to one

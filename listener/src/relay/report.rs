@@ -119,7 +119,7 @@ impl fmt::Display for RelayReport {
                 error,
                 retry_in,
             } => write!(f, "{channel}: {error}; reconnecting in {retry_in:.1?}"),
-            Self::Stopped { relayed } => write!(f, "stopped; {relayed} events relayed"),
+            Self::Stopped { relayed } => write!(f, "stopped after relaying {relayed} event(s)"),
         }
     }
 }
