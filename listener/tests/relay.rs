@@ -170,7 +170,6 @@ async fn every_committed_event_once_in_order_through_relay_kills_and_a_broker_re
     let writers: Vec<_> = (0..4)
         .map(|seed| tokio::spawn(write_with_rollbacks(db.url.clone(), seed + 1, 1000, 50)))
         .collect();
-    let context = nats.jetstream().await;
     // Mid-stream: the relay is SIGKILLed twice and started again, the broker restarted once.
     for round in 0..3 {
         // Disturbed while the writers write: at 800, 1600 and 2400 committed events.
