@@ -475,3 +475,34 @@ async fn a_hand_made_trigger_takes_a_filter_argument_checked_when_it_is_created(
         0
     );
 }
+
+#[tokio::test]
+async fn filters_with_names_beyond_ascii_in_a_latin1_database_and_whole_rows() {
+    let db = TestDatabase::create_with(
+        "filter_latin1",
+        "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+    )
+    .await;
+    db.run(
+        r#"CREATE TABLE "Gäste" (id int PRIMARY KEY, "prénom" text, n int);
+           INSERT INTO "Gäste" VALUES (1, 'é', 1), (2, 'x', 2);
+           SELECT watch_column('"Gäste"', 'n', 'gäste',
+                               filter => 'new."prénom" = ''é'' AND new IS DISTINCT FROM old');"#,
+    )
+    .await;
+    assert_eq!(
+        filter_of(&db, "gäste").await.as_deref(),
+        Some(r#"((new."prénom" = 'é'::text) AND (new.* IS DISTINCT FROM old.*))"#)
+    );
+    let mut listener = db.listen("gäste").await;
+    db.run(r#"UPDATE "Gäste" SET n = n + 1"#).await;
+    assert_eq!(ids(&mut listener, 1).await, [json!(1)]);
+    db.run(r#"ALTER TABLE "Gäste" RENAME COLUMN "prénom" TO "Prénom""#)
+        .await;
+    assert_eq!(
+        filter_of(&db, "gäste").await.as_deref(),
+        Some(r#"((new."Prénom" = 'é'::text) AND (new.* IS DISTINCT FROM old.*))"#)
+    );
+    db.run(r#"UPDATE "Gäste" SET n = n + 1"#).await;
+    assert_eq!(ids(&mut listener, 1).await, [json!(1)]);
+}
