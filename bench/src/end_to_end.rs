@@ -31,7 +31,9 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, Statement};
 
-use column_notify_bench::{connect, database_url, describe, fail, median, percentile, print_table};
+use column_notify_bench::{
+    connect, database_url, describe, fail, median, percentile, positive_number, print_table,
+};
 
 const TABLE: &str = "bench_e2e_appointments";
 const CHANNEL: &str = "bench_e2e_canceled";
@@ -65,12 +67,7 @@ fn parse_options() -> Options {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || -> u64 {
-            args.next()
-                .and_then(|value| value.parse().ok())
-                .filter(|&value| value > 0)
-                .unwrap_or_else(|| fail(&format!("{arg} takes a positive number")))
-        };
+        let mut value = || positive_number(&mut args, &arg);
         match arg.as_str() {
             "--events" => options.events = value(),
             "--batch" => options.batch = value(),

@@ -103,3 +103,11 @@ pub fn print_table(markdown: bool, title: &str, header: &[&str], rows: &[Vec<Str
     }
     println!();
 }
+
+/// The positive number that follows option `name` among `args`; fails saying so otherwise.
+pub fn positive_number(args: &mut impl Iterator<Item = String>, name: &str) -> u64 {
+    args.next()
+        .and_then(|value| value.parse().ok())
+        .filter(|&value| value > 0)
+        .unwrap_or_else(|| fail(&format!("{name} takes a positive number")))
+}

@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use column_notify_bench::{connect, database_url, describe, fail, median, percentile, print_table};
+use column_notify_bench::{
+    connect, database_url, describe, fail, median, percentile, positive_number, print_table,
+};
 use column_notify_listener::{DurableConsumer, RawDurableEvent, Relay};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -49,12 +51,7 @@ fn parse_options() -> Options {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut number = |name: &str| -> u64 {
-            args.next()
-                .and_then(|value| value.parse().ok())
-                .filter(|&value| value > 0)
-                .unwrap_or_else(|| fail(&format!("{name} takes a positive number")))
-        };
+        let mut number = |name: &str| positive_number(&mut args, name);
         match arg.as_str() {
             "--events" => options.events = number("--events"),
             "--runs" => options.runs = number("--runs") as usize,

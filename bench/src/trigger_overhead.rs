@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use column_notify_bench::{connect, database_url, describe, fail, median};
+use column_notify_bench::{connect, database_url, describe, fail, median, positive_number};
 
 struct Options {
     rows: u64,
@@ -136,11 +136,7 @@ fn parse_options() -> Options {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut number = |name: &str| -> u64 {
-            args.next()
-                .and_then(|value| value.parse().ok())
-                .unwrap_or_else(|| fail(&format!("{name} takes a positive number")))
-        };
+        let mut number = |name: &str| positive_number(&mut args, name);
         match arg.as_str() {
             "--rows" => options.rows = number("--rows"),
             "--runs" => options.runs = number("--runs") as usize,

@@ -29,14 +29,7 @@ use crate::tls::{self, TlsVerification};
 /// # }
 /// ```
 pub async fn connect_client(url: &str, verification: &TlsVerification) -> Result<Client, Error> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(Error::InvalidUrl)?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
-    }
-    let (client, connection) = config
-        .connect(tls::connector(verification)?)
-        .await
-        .map_err(Error::Connect)?;
+    let (client, connection) = open(url, verification).await?;
     tokio::spawn(async move {
         // An error ends the connection; the client's next query reports it.
         if let Err(error) = connection.await {
@@ -44,4 +37,26 @@ pub async fn connect_client(url: &str, verification: &TlsVerification) -> Result
         }
     });
     Ok(client)
+}
+
+/// Connects, with a 10 s timeout unless the URL sets one; returns the client and the future
+/// that drives the connection (it ends, with the reason, when the connection does).
+pub(crate) async fn open(
+    url: &str,
+    verification: &TlsVerification,
+) -> Result<
+    (
+        Client,
+        impl std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    ),
+    Error,
+> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(Error::InvalidUrl)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config
+        .connect(tls::connector(verification)?)
+        .await
+        .map_err(Error::Connect)
 }

@@ -223,6 +223,7 @@ fn help_for_every_command_and_errors_as_one_line() {
         &["--help"][..],
         &["listen", "--help"],
         &["watches", "--help"],
+        &["relay", "--help"],
     ] {
         let output = column_notify!().args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(0), "{args:?}");
@@ -231,7 +232,7 @@ fn help_for_every_command_and_errors_as_one_line() {
             .contains("Usage: column-notify"));
     }
     let cases: [(&[&str], i32, &str); 4] = [
-        (&["listen", "c"], 1, "no database given"),
+        (&["listen", "c"], 2, "no database given"),
         (
             &[
                 "listen",
@@ -244,7 +245,7 @@ fn help_for_every_command_and_errors_as_one_line() {
         ),
         (
             &["listen", "c", "--database-url", "nonsense://"],
-            1,
+            2,
             "invalid database URL",
         ),
         (

@@ -12,8 +12,9 @@ use tokio::time::{sleep, timeout};
 use tokio_postgres::Client;
 
 use crate::backoff::{Backoff, Retries};
+use crate::client::open;
 use crate::error::{describe, Error};
-use crate::tls::{self, TlsVerification};
+use crate::tls::TlsVerification;
 
 /// How often the holder checks that its connection still answers (a connection that died
 /// silently would otherwise hold no lock while the relay goes on).
@@ -89,14 +90,7 @@ impl Leadership {
     }
 
     async fn connect(url: &str, verification: &TlsVerification) -> Result<Leadership, Error> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(Error::InvalidUrl)?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        let (client, connection) = config
-            .connect(tls::connector(verification)?)
-            .await
-            .map_err(Error::Connect)?;
+        let (client, connection) = open(url, verification).await?;
         let (sender, ended) = oneshot::channel();
         tokio::spawn(async move {
             let why = match connection.await {
