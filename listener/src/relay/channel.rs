@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use tokio::sync::watch;
-use tokio::time::timeout;
+use tokio::time::sleep;
 
 use super::builder::Settings;
 use super::jetstream::Nats;
@@ -28,9 +28,10 @@ use crate::error::Error;
 const ACK_EVERY: u64 = 500;
 const ACK_INTERVAL: Duration = Duration::from_millis(100);
 
-/// How long a channel waits for its next event before it looks again whether it has caught
-/// up and has acknowledgements due.
-const IDLE_CHECK: Duration = Duration::from_millis(100);
+/// How long a channel that has nothing in flight waits for an event before it looks whether
+/// it has caught up (doubling each time it had not, up to [`CATCH_UP_CHECK_MAX`]).
+const CATCH_UP_CHECK: Duration = Duration::from_millis(100);
+const CATCH_UP_CHECK_MAX: Duration = Duration::from_secs(5);
 
 /// What the channel's runs share with the relay.
 pub(super) struct ChannelRelay {
@@ -120,6 +121,10 @@ impl ChannelRelay {
         let mut stopping = *self.stop.borrow();
         let mut busy = true;
         let mut acknowledged_at = Instant::now();
+        let mut catch_up_check = CATCH_UP_CHECK;
+        // A read of the log is never cut short by an acknowledgement: the consumer is asked
+        // for an event only when it has read events waiting, or when nothing is in flight.
+        // Only the two timers below may cut a read short, each once in a while.
         loop {
             let due = unacknowledged >= ACK_EVERY
                 || (pending.is_empty() && (stopping || acknowledged_at.elapsed() >= ACK_INTERVAL));
@@ -133,6 +138,7 @@ impl ChannelRelay {
             }
             if pending.is_empty() && busy && consumer.caught_up() {
                 busy = false;
+                catch_up_check = CATCH_UP_CHECK;
                 settings.report(RelayReport::CaughtUp {
                     channel: self.channel.clone(),
                     event_id: last_event,
@@ -142,6 +148,11 @@ impl ChannelRelay {
             if stopping && pending.is_empty() {
                 return Ok(());
             }
+            let may_read = !stopping
+                && pending.len() < settings.window
+                && (consumer.buffered() > 0 || pending.is_empty());
+            let acknowledgement_waits = pending.is_empty() && unacknowledged > 0;
+            let catching_up = pending.is_empty() && busy;
             tokio::select! {
                 biased;
                 acknowledged = pending.next(), if !pending.is_empty() => {
@@ -157,9 +168,11 @@ impl ChannelRelay {
                     unacknowledged += 1;
                 }
                 () = stop_requested(&mut self.stop), if !stopping => stopping = true,
-                // Not for ever: an idle channel looks again whether it has caught up.
-                event = timeout(IDLE_CHECK, consumer.recv_raw()), if !stopping && pending.len() < settings.window => {
-                    let Ok(event) = event else { continue };
+                () = sleep(ACK_INTERVAL.saturating_sub(acknowledged_at.elapsed())), if acknowledgement_waits => {}
+                () = sleep(catch_up_check), if catching_up && !acknowledgement_waits => {
+                    catch_up_check = (catch_up_check * 2).min(CATCH_UP_CHECK_MAX);
+                }
+                event = consumer.recv_raw(), if may_read => {
                     let RawDurableEvent::Event(event) = event.map_err(failed(*relayed_here))? else {
                         continue;
                     };
