@@ -48,13 +48,9 @@ pub unsafe fn checked(relation: pg_sys::Relation, text: &str) -> Result<String, 
         return Err(WatchError::EmptyFilter);
     }
     // SAFETY: the caller's obligation.
-    let parsed = subtransaction::catching(|| unsafe { parse_with(relation, text, None) });
-    match parsed {
-        // SAFETY: a filter just parsed against the open relation.
-        Ok(Ok(parsed)) => Ok(unsafe { deparse(&parsed) }),
-        Ok(Err(refused)) => Err(refused),
-        Err(failure) => Err(WatchError::invalid_filter(failure)),
-    }
+    let parsed = unsafe { parse_catching(relation, text, None) }?;
+    // SAFETY: a filter just parsed against the open relation.
+    Ok(unsafe { deparse(&parsed) })
 }
 
 /// The filter's text after column `old` of `relation` was renamed `new`, when the filter
@@ -75,14 +71,9 @@ pub unsafe fn renamed_filter(
     };
     let rename_ptr: *mut Rename = &mut rename;
     // SAFETY: the caller's obligation; `rename` outlives the parse, which alone reads it.
-    let parsed =
-        subtransaction::catching(|| unsafe { parse_with(relation, text, Some(rename_ptr)) });
-    match parsed {
-        // SAFETY: as in `checked`.
-        Ok(Ok(parsed)) => Ok(rename.followed.then(|| unsafe { deparse(&parsed) })),
-        Ok(Err(refused)) => Err(refused),
-        Err(failure) => Err(WatchError::invalid_filter(failure)),
-    }
+    let parsed = unsafe { parse_catching(relation, text, Some(rename_ptr)) }?;
+    // SAFETY: as in `checked`.
+    Ok(rename.followed.then(|| unsafe { deparse(&parsed) }))
 }
 
 /// Records that trigger `trigger` depends on what the filter uses (its columns, functions,
@@ -102,18 +93,33 @@ pub unsafe fn record_dependencies(
         objectId: trigger,
         objectSubId: 0,
     };
-    // SAFETY: the caller's obligation; the expression and its range table are the parser's.
-    let recorded = subtransaction::catching(|| unsafe {
-        let parsed = parse_with(relation, text, None)?;
+    // SAFETY: the caller's obligation.
+    let parsed = unsafe { parse_catching(relation, text, None) }?;
+    // SAFETY: the expression and its range table are the parser's, of this transaction.
+    unsafe {
         pg_sys::recordDependencyOnExpr(
             &trigger,
             parsed.expression,
             parsed.range_table,
             pg_sys::DependencyType::DEPENDENCY_NORMAL,
-        );
-        Ok(())
-    });
-    recorded.unwrap_or_else(|failure| Err(WatchError::invalid_filter(failure)))
+        )
+    };
+    Ok(())
+}
+
+/// [`parse_with`] in a subtransaction: PostgreSQL's refusals (syntax, unknown names, types)
+/// come back as [`WatchError::InvalidFilter`] instead of being raised.
+///
+/// # Safety
+/// As [`parse_with`].
+unsafe fn parse_catching(
+    relation: pg_sys::Relation,
+    text: &str,
+    rename: Option<*mut Rename>,
+) -> Result<ParsedFilter, WatchError> {
+    // SAFETY: the caller's obligation.
+    subtransaction::catching(|| unsafe { parse_with(relation, text, rename) })
+        .unwrap_or_else(|failure| Err(WatchError::invalid_filter(failure)))
 }
 
 /// Parses `text` against `relation`. Our own refusals are returned; PostgreSQL's (syntax,
