@@ -192,7 +192,7 @@ impl WatchRequest {
             Some(channel) => channel,
             None => format!("{}_{}_changed", table.name, columns.join("_")),
         };
-        let spec = WatchSpec {
+        let mut spec = WatchSpec {
             channel,
             columns,
             key: names("key", self.key)?,
@@ -204,13 +204,10 @@ impl WatchRequest {
             filter: None,
         };
         table.check_spec(&spec)?;
-        let spec = WatchSpec {
-            filter: self
-                .filter
-                .map(|filter| table.checked_filter(&filter))
-                .transpose()?,
-            ..spec
-        };
+        spec.filter = self
+            .filter
+            .map(|filter| table.checked_filter(&filter))
+            .transpose()?;
         let events = Events::from_names(&events)?;
         if spec.batch && events.count() != 1 {
             return Err(WatchError::BatchOfSeveralEvents);
