@@ -244,24 +244,25 @@ fn forget_watch_of_dropped_trigger(table: pg_sys::Oid, trigger: &str) {
     }
     if let Some(channel) = catalog::forget_watch_row(table, trigger) {
         durable_channels::release_unused(&channel);
-        let message = format!(
-            "pg_column_notify: removed watch {trigger} of table {}: its trigger was dropped",
-            catalog::table_display_name(table)
+        report_removed(
+            table,
+            trigger,
+            PgLogLevel::NOTICE,
+            "its trigger was dropped",
         );
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
-            server_text::for_message(message),
-            "pg_column_notify",
-        )
-        .report(PgLogLevel::NOTICE);
     }
 }
 
 /// Removes a watch that can no longer follow its table, and says why at `level`.
 fn remove_watch(table: pg_sys::Oid, stored: &StoredWatch, level: PgLogLevel, why: &str) {
+    report_removed(table, &stored.trigger, level, why);
+    install::forget_watch(table, &stored.trigger);
+}
+
+/// Says at `level` that the watch of `trigger` on `table` was removed, and why.
+fn report_removed(table: pg_sys::Oid, trigger: &str, level: PgLogLevel, why: &str) {
     let message = format!(
-        "pg_column_notify: removed watch {} of table {}: {why}",
-        stored.trigger,
+        "pg_column_notify: removed watch {trigger} of table {}: {why}",
         catalog::table_display_name(table)
     );
     let code = match level {
@@ -269,7 +270,6 @@ fn remove_watch(table: pg_sys::Oid, stored: &StoredWatch, level: PgLogLevel, why
         _ => PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
     };
     ErrorReport::new(code, server_text::for_message(message), "pg_column_notify").report(level);
-    install::forget_watch(table, &stored.trigger);
 }
 
 /// Installs `changed` in place of `stored`, under the same trigger name; when the watch no
