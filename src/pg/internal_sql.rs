@@ -5,7 +5,8 @@
 //! catalog of watches), as the role that owns the extension.
 //!
 //! Both settings are restored when the closure returns; when it fails, the (sub)transaction
-//! abort restores them, as it does for a SECURITY DEFINER function.
+//! abort restores them, as it does for a SECURITY DEFINER function. Also: which of the
+//! extension's own tables this database's release has.
 
 use pgrx::prelude::*;
 
@@ -60,6 +61,17 @@ pub fn as_extension_owner<R>(work: impl FnOnce() -> R) -> R {
     // SAFETY: as above.
     unsafe { pg_sys::SetUserIdAndSecContext(user, security_context) };
     result
+}
+
+/// The OID of the extension's table `name` in `column_notify`, `InvalidOid` when this
+/// database's release of the extension has none.
+pub fn internal_table(name: &std::ffi::CStr) -> pg_sys::Oid {
+    // SAFETY: catalog lookups by name, inside the caller's transaction; an unknown schema
+    // gives InvalidOid, in which no table is found.
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(c"column_notify".as_ptr(), true);
+        pg_sys::get_relname_relid(name.as_ptr(), namespace)
+    }
 }
 
 /// The value of a one-row query, `None` when it found no row.

@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
-use crate::pg::internal_sql::{as_extension_owner, none_when_no_row};
+use crate::pg::internal_sql::{as_extension_owner, internal_table, none_when_no_row};
 use crate::pg::server_text::{
     self, text_arg, text_array_arg, text_array_column, text_column, ServerText,
 };
@@ -89,15 +89,12 @@ pub enum CatalogLayout {
 impl CatalogLayout {
     /// The layout of this database's catalog of watches.
     pub fn installed() -> CatalogLayout {
+        let table = internal_table(c"watches");
         let has_column = |column: &CStr| {
-            // SAFETY: catalog lookups by name, inside the caller's transaction.
-            unsafe {
-                let namespace = pg_sys::get_namespace_oid(c"column_notify".as_ptr(), true);
-                let table = pg_sys::get_relname_relid(c"watches".as_ptr(), namespace);
-                table != pg_sys::InvalidOid
-                    && pg_sys::get_attnum(table, column.as_ptr())
-                        != pg_sys::InvalidAttrNumber as i16
-            }
+            // SAFETY: a catalog lookup by OID and a NUL-terminated name.
+            table != pg_sys::InvalidOid
+                && unsafe { pg_sys::get_attnum(table, column.as_ptr()) }
+                    != pg_sys::InvalidAttrNumber as i16
         };
         if has_column(c"filter") {
             CatalogLayout::Current

@@ -6,19 +6,13 @@
 use pgrx::prelude::*;
 
 use crate::errors::WatchError;
-use crate::pg::internal_sql::none_when_no_row;
+use crate::pg::internal_sql::{internal_table, none_when_no_row};
 use crate::pg::server_text::{decode, text_arg, ServerText};
 
 /// Whether the database's extension has durable channels (0.3.0 and later; a database not
 /// yet updated keeps working with this library as before).
 pub fn installed() -> bool {
-    // SAFETY: catalog lookups by name, inside the caller's transaction.
-    unsafe {
-        let namespace = pg_sys::get_namespace_oid(c"column_notify".as_ptr(), true);
-        namespace != pg_sys::InvalidOid
-            && pg_sys::get_relname_relid(c"durable_channels".as_ptr(), namespace)
-                != pg_sys::InvalidOid
-    }
+    internal_table(c"durable_channels") != pg_sys::InvalidOid
 }
 
 /// Makes `channel` a durable channel of `owner`, who owns `table`; refused when it is
