@@ -141,7 +141,7 @@ impl Relay {
         let relayed = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = watch::channel(false);
         tokio::pin!(shutdown);
-        loop {
+        'relaying: loop {
             let acquire = Leadership::acquire(
                 &settings.database.url,
                 &settings.database.tls,
@@ -156,7 +156,7 @@ impl Relay {
             );
             let mut leadership = tokio::select! {
                 leadership = acquire => leadership,
-                () = &mut shutdown => break,
+                () = &mut shutdown => break 'relaying,
             };
             settings.report(RelayReport::Active {
                 consumer: settings.consumer.clone(),
@@ -188,9 +188,7 @@ impl Relay {
                     () = &mut shutdown => {
                         let _ = stop.send(true);
                         while channels.join_next().await.is_some() {}
-                        let relayed = relayed.load(Ordering::Relaxed);
-                        settings.report(RelayReport::Stopped { relayed });
-                        return Ok(relayed);
+                        break 'relaying;
                     }
                     _ = lag_check.tick() => {
                         for channel in &settings.channels {

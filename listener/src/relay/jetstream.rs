@@ -127,11 +127,6 @@ impl Nats {
             }
             Err(error) => match error.kind() {
                 LastRawMessageErrorKind::NoMessageFound => Ok(None),
-                LastRawMessageErrorKind::JetStream(inner)
-                    if inner.error_code() == ErrorCode::NO_MESSAGE_FOUND =>
-                {
-                    Ok(None)
-                }
                 _ => Err(Error::Nats(format!("reading {subject}: {error}"))),
             },
         }
