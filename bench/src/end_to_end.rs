@@ -26,13 +26,13 @@ use std::future::poll_fn;
 use std::time::{Duration, Instant};
 
 use column_notify_listener::{Event, Listener};
-use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, Statement};
 
 use column_notify_bench::{
-    connect, database_url, describe, fail, median, percentile, positive_number, print_table,
+    connect, database_url, describe, fail, key_of, key_of_payload, median, percentile,
+    positive_number, print_table, Key,
 };
 
 const TABLE: &str = "bench_e2e_appointments";
@@ -84,9 +84,6 @@ fn parse_options() -> Options {
     }
     options
 }
-
-/// A row version: the row's id and the `version` its change committed.
-type Key = (i64, i64);
 
 /// When the writer sent each row version's UPDATE, and when its commit returned.
 type Commits = HashMap<Key, (Instant, Instant)>;
@@ -161,19 +158,6 @@ fn missing(received: usize, expected: usize) -> String {
     )
 }
 
-/// The row version a payload's `id` and `new.version` name.
-fn key_of(id: &Value, new: Option<&Value>) -> Result<Key, String> {
-    let version = new
-        .and_then(|row| row.get("version"))
-        .and_then(Value::as_i64);
-    match (id.as_i64(), version) {
-        (Some(id), Some(version)) => Ok((id, version)),
-        _ => Err(format!(
-            "an event without an id and new.version: id {id}, new {new:?}"
-        )),
-    }
-}
-
 async fn listen_with_crate(url: &str, expected: usize) -> Receiving {
     let mut listener = Listener::connect(url, [CHANNEL])
         .await
@@ -210,13 +194,6 @@ async fn listen_with_crate(url: &str, expected: usize) -> Receiving {
         task,
         client: None,
     }
-}
-
-/// The key of a payload, parsed as JSON.
-fn key_of_payload(payload: &str) -> Result<Key, String> {
-    let payload: Value = serde_json::from_str(payload)
-        .map_err(|error| format!("a payload that is not JSON: {error}"))?;
-    key_of(&payload["id"], payload.get("new"))
 }
 
 /// A notification as a plain connection keeps it.

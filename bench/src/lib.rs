@@ -2,6 +2,8 @@
 //! say what the server said, the median and percentiles of timed runs, and their tables.
 
 use std::path::Path;
+
+use serde_json::Value;
 use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
@@ -110,4 +112,27 @@ pub fn positive_number(args: &mut impl Iterator<Item = String>, name: &str) -> u
         .and_then(|value| value.parse().ok())
         .filter(|&value| value > 0)
         .unwrap_or_else(|| fail(&format!("{name} takes a positive number")))
+}
+
+/// A change of the benchmarks' tables: the row's id and the version it reached.
+pub type Key = (i64, i64);
+
+/// The row version a payload's `id` and `new.version` name.
+pub fn key_of(id: &Value, new: Option<&Value>) -> Result<Key, String> {
+    let version = new
+        .and_then(|row| row.get("version"))
+        .and_then(Value::as_i64);
+    match (id.as_i64(), version) {
+        (Some(id), Some(version)) => Ok((id, version)),
+        _ => Err(format!(
+            "an event without an id and new.version: id {id}, new {new:?}"
+        )),
+    }
+}
+
+/// The key of a payload, parsed as JSON.
+pub fn key_of_payload(payload: &str) -> Result<Key, String> {
+    let payload: Value = serde_json::from_str(payload)
+        .map_err(|error| format!("a payload that is not JSON: {error}"))?;
+    key_of(&payload["id"], payload.get("new"))
 }

@@ -20,11 +20,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use column_notify_bench::{
-    connect, database_url, describe, fail, median, percentile, positive_number, print_table,
+    connect, database_url, describe, fail, key_of_payload, median, percentile, positive_number,
+    print_table, Key,
 };
 use column_notify_listener::{DurableConsumer, RawDurableEvent, Relay};
 use futures_util::StreamExt;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
@@ -84,18 +84,9 @@ impl Receiver {
     }
 }
 
-/// A row's version, the key of a change.
-type Key = (i32, i32);
-
+/// The key of a change's payload; a payload that is not one ends the run.
 fn key_of(payload: &str) -> Key {
-    let value: Value =
-        serde_json::from_str(payload).unwrap_or_else(|error| fail(&format!("{error}")));
-    let field = |name: &str| {
-        value["new"][name]
-            .as_i64()
-            .unwrap_or_else(|| fail("a change without new.id/new.version")) as i32
-    };
-    (field("id"), field("version"))
+    key_of_payload(payload).unwrap_or_else(|error| fail(&error))
 }
 
 /// A receiver running: its arrivals come through the channel.
@@ -285,7 +276,13 @@ async fn latency(
             .query_one(&statement, &[&id])
             .await
             .unwrap_or_else(|error| fail(&describe(&error)));
-        commits.insert((row.get::<_, i32>(0), row.get::<_, i32>(1)), Instant::now());
+        commits.insert(
+            (
+                i64::from(row.get::<_, i32>(0)),
+                i64::from(row.get::<_, i32>(1)),
+            ),
+            Instant::now(),
+        );
     }
     let arrived = receiving.collect(commits.len()).await;
     receiving.finish().await;
