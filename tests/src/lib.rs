@@ -118,6 +118,14 @@ impl TestDatabase {
         }
     }
 
+    /// The error of `sql`, which must fail; panics when it succeeds.
+    pub async fn error_of(&self, sql: &str) -> tokio_postgres::Error {
+        match self.client.batch_execute(sql).await {
+            Ok(()) => panic!("{sql}\nsucceeded, but must fail"),
+            Err(error) => error,
+        }
+    }
+
     /// A second, listening connection on `channel`.
     pub async fn listen(&self, channel: &str) -> Listener {
         Listener::start(&self.url, channel).await

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use integration_tests::{connect, server_url, url_for_database, TestDatabase};
+use integration_tests::{connect, query_texts, server_url, url_for_database, TestDatabase};
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
@@ -47,13 +47,7 @@ const SOURCE_SCHEMA: &str = r#"
 
 /// The rows of a one-column text query, sorted.
 async fn text_rows(client: &Client, query: &str) -> Vec<String> {
-    let mut rows: Vec<String> = client
-        .query(query, &[])
-        .await
-        .unwrap_or_else(|error| panic!("{query}: {error}"))
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let mut rows = query_texts(client, query).await;
     rows.sort();
     rows
 }
@@ -219,7 +213,7 @@ async fn restored_database_lists_and_runs_the_same_watches() {
         "ALTER TABLE parcels DROP COLUMN weight",
         "DROP FUNCTION rules.is_large(int)",
     ] {
-        let error = target.client.batch_execute(statement).await.unwrap_err();
+        let error = target.error_of(statement).await;
         assert_eq!(integration_tests::sqlstate(&error), "2BP01", "{statement}");
     }
 

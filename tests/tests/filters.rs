@@ -242,10 +242,8 @@ async fn dropping_a_column_the_filter_uses_is_refused_without_cascade() {
     )
     .await;
     let error = db
-        .client
-        .batch_execute("ALTER TABLE appointments DROP COLUMN clinic_id")
-        .await
-        .unwrap_err();
+        .error_of("ALTER TABLE appointments DROP COLUMN clinic_id")
+        .await;
     assert_eq!(sqlstate(&error), "2BP01", "{error:?}");
     assert_eq!(
         filter_of(&db, "status").await.as_deref(),
@@ -424,10 +422,8 @@ async fn an_error_the_filter_raises_fails_the_write_as_a_when_condition_does() {
     )
     .await;
     let error = db
-        .client
-        .batch_execute("UPDATE appointments SET status = 'x', clinic_id = 0 WHERE id = 1")
-        .await
-        .unwrap_err();
+        .error_of("UPDATE appointments SET status = 'x', clinic_id = 0 WHERE id = 1")
+        .await;
     assert_eq!(sqlstate(&error), "22012", "{error:?}");
     // The same session goes on working, with the same plan.
     let mut listener = db.listen("ratio").await;
@@ -450,21 +446,17 @@ async fn a_hand_made_trigger_takes_a_filter_argument_checked_when_it_is_created(
     assert_eq!(ids(&mut listener, 2).await, [json!(1), json!(3)]);
     // It depends on the filter's columns as a watch's trigger does.
     let error = db
-        .client
-        .batch_execute("ALTER TABLE appointments DROP COLUMN clinic_id")
-        .await
-        .unwrap_err();
+        .error_of("ALTER TABLE appointments DROP COLUMN clinic_id")
+        .await;
     assert_eq!(sqlstate(&error), "2BP01", "{error:?}");
 
     let error = db
-        .client
-        .batch_execute(
+        .error_of(
             r#"CREATE TRIGGER broken AFTER UPDATE ON appointments FOR EACH ROW
                    EXECUTE FUNCTION notify_column_changed('broken', 'status', '',
                                                           'filter="new.nope"')"#,
         )
-        .await
-        .unwrap_err();
+        .await;
     assert_eq!(sqlstate(&error), "42703", "{error:?}");
     assert_eq!(
         query_i64(

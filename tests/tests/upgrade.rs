@@ -183,10 +183,6 @@ async fn watches_made_with_0_3_0_keep_working_and_take_filters_after_update() {
         .get(0);
     assert_eq!(filter, "(new.total > 100)");
     // The update installed the event trigger that makes a filter's columns dependencies.
-    let error = db
-        .client
-        .batch_execute("ALTER TABLE orders DROP COLUMN total")
-        .await
-        .unwrap_err();
+    let error = db.error_of("ALTER TABLE orders DROP COLUMN total").await;
     assert_eq!(integration_tests::sqlstate(&error), "2BP01");
 }
