@@ -29,7 +29,7 @@ endif
 # cargo pgrx writes into PostgreSQL's folders; sudo when they are not writable.
 SUDO_FLAG := $(if $(shell test -w "$$($(PG_CONFIG) --pkglibdir)" && echo yes),,--sudo)
 
-.PHONY: all setup install db stop demo test pg-test integration-test lint bench bench-quick
+.PHONY: all setup install install-cli db stop demo test pg-test integration-test lint bench bench-quick
 
 all: install
 
@@ -40,8 +40,12 @@ setup:
 # scripts of earlier releases (kept for ALTER EXTENSION ... UPDATE from them) are copied here.
 install: setup
 	cargo pgrx install --release --pg-config $(PG_CONFIG) $(SUDO_FLAG)
-	$(if $(SUDO_FLAG),sudo) install -m 644 sql/pg_column_notify--0.1.0.sql sql/pg_column_notify--0.2.0.sql sql/pg_column_notify--0.3.0.sql \
+	$(if $(SUDO_FLAG),sudo) install -m 644 sql/pg_column_notify--0.1.0.sql sql/pg_column_notify--0.2.0.sql sql/pg_column_notify--0.3.0.sql sql/pg_column_notify--0.4.0.sql \
 		"$$($(PG_CONFIG) --sharedir)/extension/"
+
+# The column-notify command, into cargo's bin folder (~/.cargo/bin, or CARGO_INSTALL_ROOT).
+install-cli:
+	cargo install --locked --path listener
 
 db: install
 	@bash scripts/cluster.sh start

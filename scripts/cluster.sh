@@ -68,10 +68,24 @@ synchronous_commit = off
 full_page_writes = off
 shared_preload_libraries = ''
 CONF
+    add_logical_decoding
+}
+
+# WAL watches (delivery => 'wal') and their consumers' replication slots; also added to a
+# cluster made before they were needed.
+add_logical_decoding() {
+    grep -q '^wal_level = logical' "$PGDATA/postgresql.conf" && return
+    cat <<CONF | as_owner tee -a "$PGDATA/postgresql.conf" >/dev/null
+# WAL watches (delivery => 'wal') and their consumers' replication slots.
+wal_level = logical
+max_replication_slots = 32
+max_wal_senders = 32
+CONF
 }
 
 start() {
     init_cluster
+    add_logical_decoding
     if is_running; then
         return
     fi

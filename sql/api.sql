@@ -13,14 +13,15 @@ CREATE FUNCTION watch_columns(
     durable boolean DEFAULT false,
     metadata boolean DEFAULT true,
     batch boolean DEFAULT false,
-    filter text DEFAULT NULL
+    filter text DEFAULT NULL,
+    delivery text DEFAULT 'notify'
 ) RETURNS text
     LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
     RETURN column_notify.install_watch(tbl, cols::pg_catalog.text[], channel, events,
                                        key::pg_catalog.text[], include::pg_catalog.text[],
                                        exclude::pg_catalog.text[], durable, metadata, batch,
-                                       filter);
-COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean, boolean, text) IS
+                                       filter, delivery);
+COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean, boolean, text, text) IS
     'Notify channel with {id, old, new} JSON whenever one of the columns cols of tbl changes';
 
 CREATE FUNCTION watch_column(
@@ -34,14 +35,15 @@ CREATE FUNCTION watch_column(
     durable boolean DEFAULT false,
     metadata boolean DEFAULT true,
     batch boolean DEFAULT false,
-    filter text DEFAULT NULL
+    filter text DEFAULT NULL,
+    delivery text DEFAULT 'notify'
 ) RETURNS text
     LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
     RETURN column_notify.install_watch(tbl, ARRAY[col]::pg_catalog.text[], channel, events,
                                        key::pg_catalog.text[], include::pg_catalog.text[],
                                        exclude::pg_catalog.text[], durable, metadata, batch,
-                                       filter);
-COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean, text) IS
+                                       filter, delivery);
+COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean, text, text) IS
     'Notify channel (default <table>_<column>_changed) with {id, old, new} JSON whenever column col of tbl changes';
 
 -- SECURITY DEFINER because the renaming role may have no privilege on the extension's
@@ -133,9 +135,18 @@ BEGIN
             USING ERRCODE = 'invalid_transaction_state',
                   HINT = 'Call it outside an explicit REPEATABLE READ or SERIALIZABLE transaction.';
     END IF;
-    acknowledged := column_notify.consumer_position(read_events.consumer, read_events.channel);
     SELECT d.id::pg_catalog.oid INTO fence_key FROM column_notify.durable_channels d
         WHERE d.channel OPERATOR(pg_catalog.=) read_events.channel;
+    -- A consumer of a channel that no durable watch feeds would wait forever: refused,
+    -- unless the log still holds events of the channel (its watch was removed). Channels
+    -- are not secret (pg_trigger shows them): this tells no more than the catalog does.
+    IF fence_key IS NULL AND NOT EXISTS (SELECT FROM column_notify.events e
+                                         WHERE e.channel OPERATOR(pg_catalog.=) read_events.channel) THEN
+        RAISE EXCEPTION 'channel "%" has no durable watch', read_events.channel
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'read_events reads the event log of durable watches: watch_column(..., durable => true).';
+    END IF;
+    acknowledged := column_notify.consumer_position(read_events.consumer, read_events.channel);
 
     SELECT CASE WHEN s.is_called THEN s.last_value OPERATOR(pg_catalog.+) 1 ELSE 1 END INTO next_id
         FROM column_notify.event_ids s;
@@ -178,6 +189,13 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM column_notify.consumer_position($1, $2);
+    -- Past the last id taken, a position would skip events not yet written.
+    IF $3 OPERATOR(pg_catalog.>) (SELECT CASE WHEN s.is_called THEN s.last_value ELSE 0 END
+                                  FROM column_notify.event_ids s) THEN
+        RAISE EXCEPTION 'cannot acknowledge event % of channel "%": no event has that id yet', $3, $2
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Acknowledge the event_id of an event read_events returned.';
+    END IF;
     UPDATE column_notify.consumers c
         SET position = GREATEST(c.position, $3), acknowledged_at = pg_catalog.now()
         WHERE c.consumer OPERATOR(pg_catalog.=) $1 AND c.channel OPERATOR(pg_catalog.=) $2
@@ -187,6 +205,26 @@ END
 $ack$;
 COMMENT ON FUNCTION ack_events(text, text, bigint) IS
     'Acknowledge every event of a durable channel up to an id, for a named consumer';
+
+-- Forgets consumer of channel (its position): for a consumer gone for good, which would
+-- otherwise hold the channel's events from prune_events. Only its owner, the owner's
+-- members and superusers can (row security of column_notify.consumers); returns whether
+-- there was one to forget.
+CREATE FUNCTION drop_consumer(consumer text, channel text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $drop$
+BEGIN
+    IF $1 IS NULL OR $2 IS NULL THEN
+        RAISE EXCEPTION 'consumer and channel must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    DELETE FROM column_notify.consumers c
+        WHERE c.consumer OPERATOR(pg_catalog.=) $1 AND c.channel OPERATOR(pg_catalog.=) $2;
+    RETURN FOUND;
+END
+$drop$;
+COMMENT ON FUNCTION drop_consumer(text, text) IS
+    'Forget a durable consumer of a channel (its acknowledged position)';
 
 -- Removes events that every consumer able to read them has acknowledged (a consumer whose
 -- role may not SELECT an event's table does not hold it back), and, when older_than is

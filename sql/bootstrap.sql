@@ -29,6 +29,9 @@ CREATE TABLE column_notify.watches (
     -- The row filter: a boolean expression over old and new, as PostgreSQL deparses it
     -- (every column qualified, current names); NULL for none.
     filter text CHECK (filter OPERATOR(pg_catalog.<>) ''),
+    -- How changes travel: NOTIFY, or logical messages in the WAL.
+    delivery text NOT NULL DEFAULT 'notify'
+        CHECK (delivery OPERATOR(pg_catalog.=) ANY ('{notify,wal}'::pg_catalog.text[])),
     PRIMARY KEY (table_name, trigger_name)
 );
 SELECT pg_catalog.pg_extension_config_dump('column_notify.watches', '');
@@ -67,7 +70,7 @@ GRANT SELECT, INSERT, DELETE ON column_notify.watches TO PUBLIC;
 CREATE VIEW column_watches AS
     SELECT w.table_name, w.columns, w.channel, w.trigger_name, w.events,
            w.key_columns, w.include_columns, w.exclude_columns, w.durable, w.metadata,
-           w.batch, w.filter, w.created_at
+           w.batch, w.filter, w.delivery, w.created_at
     FROM column_notify.watches w
     WHERE column_notify.can_see_table(w.table_name)
     ORDER BY w.table_name::pg_catalog.text, w.columns;

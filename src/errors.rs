@@ -49,6 +49,14 @@ pub enum WatchError {
         owner: String,
         table: String,
     },
+    #[error("unknown delivery \"{name}\"")]
+    UnknownDelivery { name: String },
+    #[error("delivery => 'wal' needs wal_level = logical")]
+    WalLevelNotLogical,
+    #[error("a WAL watch cannot also be durable")]
+    DurableOverWal,
+    #[error("a WAL watch cannot be batched")]
+    BatchOverWal,
     #[error("filter must not be empty")]
     EmptyFilter,
     #[error("a filter must be one expression")]
@@ -98,6 +106,10 @@ impl WatchError {
             Self::EmptyChannel | Self::ChannelTooLong { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::EmptyFilter => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::FilterNotOneExpression => ERRCODE_SYNTAX_ERROR,
+            Self::UnknownDelivery { .. } | Self::DurableOverWal | Self::BatchOverWal => {
+                ERRCODE_INVALID_PARAMETER_VALUE
+            }
+            Self::WalLevelNotLogical => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::FilterSystemColumn { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             Self::InvalidFilter { code, .. } => *code,
         }
@@ -154,6 +166,22 @@ impl WatchError {
             }
             Self::EmptyChannel => "Pass a channel name, or NULL for the default one.".into(),
             Self::EmptyFilter => "Pass NULL for no filter.".into(),
+            Self::UnknownDelivery { .. } => "Delivery is 'notify' (the default) or 'wal'.".into(),
+            Self::WalLevelNotLogical => {
+                "Set wal_level = logical in postgresql.conf and restart the server, or keep \
+                 delivery => 'notify'."
+                    .into()
+            }
+            Self::BatchOverWal => {
+                "Batches save NOTIFY's cost per notification; a WAL message costs little: leave \
+                 batch out with delivery => 'wal'."
+                    .into()
+            }
+            Self::DurableOverWal => {
+                "WAL messages are kept by each consumer's replication slot until it confirms \
+                 them: leave durable out with delivery => 'wal'."
+                    .into()
+            }
             Self::FilterNotOneExpression | Self::InvalidFilter { .. } => {
                 "A filter is one boolean expression over old and new, as in CREATE TRIGGER ... \
                  WHEN: new.status = 'active', say. Names outside pg_catalog are qualified \
@@ -164,7 +192,8 @@ impl WatchError {
                 "The rows a watch sees have no system columns: use the table's own columns.".into()
             }
             Self::ChannelTooLong { .. } => format!(
-                "PostgreSQL channel names must be shorter than {} bytes.",
+                "PostgreSQL channel names must be shorter than {} bytes: name a shorter one with \
+                 channel => '...' (the default is <table>_<columns>_changed).",
                 crate::delivery::notify::MAX_CHANNEL_BYTES + 1
             ),
         })

@@ -47,7 +47,7 @@ pub unsafe extern "C-unwind" fn notify_column_changed(
         pg_sys::Datum::from(0)
     };
     if let Some(batch) = scratch.batch.as_mut() {
-        batch.send(&plan.channel);
+        batch.send(&plan.sink);
     }
     result
 }
@@ -139,7 +139,7 @@ unsafe fn notify_change(plan: &mut TriggerPlan, scratch: &mut CallScratch, opera
         log.append(&plan.channel, event_id, &scratch.payload);
     }
     delivery::deliver(
-        &plan.channel,
+        &plan.sink,
         &mut scratch.payload,
         scratch.cut_points,
         scratch.batch.as_mut(),

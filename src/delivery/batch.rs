@@ -3,9 +3,8 @@
 //! payload the change would have had on its own. NOTIFY pays for every notification (a
 //! hash-table entry, a queue entry) besides its bytes, so a large statement costs less.
 
-use std::ffi::CStr;
-
-use crate::delivery::notify::{self, MAX_PAYLOAD_BYTES};
+use crate::delivery::notify::MAX_PAYLOAD_BYTES;
+use crate::delivery::Sink;
 
 const OPENING: &[u8] = br#"{"changes":["#;
 const CLOSING_WITHOUT_NUL: &[u8] = b"]}";
@@ -29,11 +28,11 @@ impl Batch {
 
     /// Adds one change (shorter than [`Batch::CHANGE_LIMIT`]), sending the batch so far
     /// first when the change would not fit in it.
-    pub fn add(&mut self, channel: &CStr, change: &[u8]) {
+    pub fn add(&mut self, sink: &Sink, change: &[u8]) {
         debug_assert!(change.len() < Self::CHANGE_LIMIT);
         let length_with_change = self.text.len() + 1 + change.len() + CLOSING_WITHOUT_NUL.len();
         if self.changes > 0 && length_with_change >= MAX_PAYLOAD_BYTES {
-            self.send(channel);
+            self.send(sink);
         }
         if self.changes == 0 {
             self.text.clear();
@@ -46,13 +45,13 @@ impl Batch {
     }
 
     /// Sends what the batch holds, if anything.
-    pub fn send(&mut self, channel: &CStr) {
+    pub fn send(&mut self, sink: &Sink) {
         if self.changes == 0 {
             return;
         }
         self.text.extend_from_slice(CLOSING_WITHOUT_NUL);
         // The first change's first member follows its opening brace.
-        notify::send(channel, &mut self.text, OPENING.len() + 1);
+        sink.send(&mut self.text, OPENING.len() + 1);
         self.changes = 0;
     }
 }
@@ -68,13 +67,14 @@ mod tests {
         // Filling batches with changes of every size up to the largest allowed: whatever
         // is queued must stay under PostgreSQL's limit (Async_Notify raises otherwise).
         let mut batch = Batch::new();
+        let sink = Sink::Notify(c"batch_test".into());
         for length in (1..Batch::CHANGE_LIMIT).step_by(97) {
             let change = vec![b'1'; length];
-            batch.add(c"batch_test", &change);
+            batch.add(&sink, &change);
             assert!(batch.text.len() + CLOSING_WITHOUT_NUL.len() < MAX_PAYLOAD_BYTES);
         }
-        batch.add(c"batch_test", &vec![b'1'; Batch::CHANGE_LIMIT - 1]);
-        batch.send(c"batch_test");
+        batch.add(&sink, &vec![b'1'; Batch::CHANGE_LIMIT - 1]);
+        batch.send(&sink);
         assert_eq!(batch.changes, 0);
     }
 }

@@ -12,7 +12,7 @@ use pgrx::{PgRelation, PgTupleDesc};
 use pgrx::PgSqlErrorCode;
 
 use crate::delivery::event_log::EventLog;
-use crate::delivery::notify;
+use crate::delivery::{notify, wal, Sink};
 use crate::errors::{warn_during_write, warn_missing_column, TriggerProtocolError};
 use crate::json::encoder::ColumnEncoder;
 use crate::json::text as json_text;
@@ -26,7 +26,7 @@ use crate::row::change_detection::Equality;
 use crate::row::filter::CompiledFilter;
 use crate::watch::catalog;
 use crate::watch::durable_channels;
-use crate::watch::spec::WatchSpec;
+use crate::watch::spec::{Delivery, WatchSpec};
 
 /// A watch's row filter as the plan holds it.
 pub enum RowFilter {
@@ -73,6 +73,8 @@ pub struct TriggerPlan {
     trigger_oid: pg_sys::Oid,
     relation_oid: pg_sys::Oid,
     pub channel: CString,
+    /// Where the payloads go: NOTIFY on the channel, or WAL messages.
+    pub sink: Sink,
     /// Whether the payload carries `op`, the table's members and `changed`.
     pub metadata: bool,
     /// `"schema":"…","table":"…"`, rendered once (empty without metadata).
@@ -252,6 +254,14 @@ impl TriggerPlan {
             Some(unsafe { EventLog::open(memory_context, table.oid(), None) })
         };
 
+        let channel = CString::new(channel).expect("a trigger argument has no NUL");
+        let sink = match spec.delivery {
+            Delivery::Wal if is_wal_watch(trigger, &spec.channel, &qualified_name) => {
+                Sink::Wal(wal::prefix_of(&spec.channel))
+            }
+            _ => Sink::Notify(channel.clone()),
+        };
+
         let filter = spec.filter.as_deref().map(|text| {
             // SAFETY: the relation is open; the plan's context outlives the filter, which
             // the plan releases before deleting the context.
@@ -269,7 +279,8 @@ impl TriggerPlan {
         TriggerPlan {
             trigger_oid: trigger.tgoid,
             relation_oid: table.oid(),
-            channel: CString::new(channel).expect("a trigger argument has no NUL"),
+            channel,
+            sink,
             metadata: spec.metadata,
             table_members,
             columns,
@@ -342,17 +353,41 @@ unsafe fn table_members(table: &PgRelation) -> Vec<u8> {
 fn durable_channel_of(trigger: &pg_sys::Trigger, channel: &str, table: &str) -> Option<i32> {
     let channel_id = catalog::durable_channel_id(trigger.tgoid, channel);
     if channel_id.is_none() {
-        // SAFETY: a trigger's name is a NUL-terminated NameData.
-        let name = server_text::decode_cstr(unsafe { CStr::from_ptr(trigger.tgname) });
-        warn_during_write(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "notify_column_changed: trigger \"{name}\" on {table} is not a durable watch; its events are not logged"
-            ),
-            "Install durable watches with watch_column(..., durable => true).",
+        warn_not_recorded(
+            trigger,
+            table,
+            "is not a durable watch; its events are not logged",
+            "durable => true",
         );
     }
     channel_id
+}
+
+/// Whether a trigger asking for `delivery="wal"` may write WAL messages on its channel: only
+/// a WAL watch that `watch_column` recorded (which checked that the channel is its table
+/// owner's) may. A hand-made one sends plain notifications, with a WARNING.
+fn is_wal_watch(trigger: &pg_sys::Trigger, channel: &str, table: &str) -> bool {
+    let recorded = catalog::is_recorded_wal_watch(trigger.tgoid, channel);
+    if !recorded {
+        warn_not_recorded(
+            trigger,
+            table,
+            "is not a WAL watch; its changes are sent with NOTIFY",
+            "delivery => 'wal'",
+        );
+    }
+    recorded
+}
+
+/// A trigger asked for what only a recorded watch gets: the write goes on without it.
+fn warn_not_recorded(trigger: &pg_sys::Trigger, table: &str, consequence: &str, option: &str) {
+    // SAFETY: a trigger's name is a NUL-terminated NameData.
+    let name = server_text::decode_cstr(unsafe { CStr::from_ptr(trigger.tgname) });
+    warn_during_write(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("notify_column_changed: trigger \"{name}\" on {table} {consequence}"),
+        &format!("Install such watches with watch_column(..., {option})."),
+    );
 }
 
 /// A filter that no longer parses sends nothing; the write goes on.

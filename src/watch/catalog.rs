@@ -13,7 +13,7 @@ use crate::pg::server_text::{
 };
 use crate::watch::durable_channels;
 use crate::watch::events::Events;
-use crate::watch::spec::WatchSpec;
+use crate::watch::spec::{Delivery, WatchSpec};
 
 /// A watch as the catalog records it.
 #[derive(Debug, Clone)]
@@ -84,6 +84,8 @@ pub enum CatalogLayout {
     Release0_1,
     /// 0.2.0 and 0.3.0 had no filter column.
     Release0_3,
+    /// 0.4.0 had no delivery column.
+    Release0_4,
 }
 
 impl CatalogLayout {
@@ -96,8 +98,10 @@ impl CatalogLayout {
                 && unsafe { pg_sys::get_attnum(table, column.as_ptr()) }
                     != pg_sys::InvalidAttrNumber as i16
         };
-        if has_column(c"filter") {
+        if has_column(c"delivery") {
             CatalogLayout::Current
+        } else if has_column(c"filter") {
+            CatalogLayout::Release0_4
         } else if has_column(c"events") {
             CatalogLayout::Release0_3
         } else {
@@ -136,12 +140,19 @@ pub fn record(table: pg_sys::Oid, spec: &WatchSpec, events: Events, trigger: &st
                 spec.batch.into(),
             ];
             let mut arguments: Vec<_> = common.into_iter().chain(options).collect();
-            let (filter_column, filter_value) = if layout == CatalogLayout::Current {
-                arguments.push(match &spec.filter {
-                    Some(filter) => text_arg(filter),
-                    None => DatumWithOid::null_oid(pg_sys::TEXTOID),
-                });
-                (", filter", ", $12")
+            let (filter_column, filter_value) = match layout {
+                CatalogLayout::Release0_3 | CatalogLayout::Release0_1 => ("", ""),
+                CatalogLayout::Release0_4 | CatalogLayout::Current => {
+                    arguments.push(match &spec.filter {
+                        Some(filter) => text_arg(filter),
+                        None => DatumWithOid::null_oid(pg_sys::TEXTOID),
+                    });
+                    (", filter", ", $12")
+                }
+            };
+            let (delivery_column, delivery_value) = if layout == CatalogLayout::Current {
+                arguments.push(text_arg(spec.delivery.name()));
+                (", delivery", ", $13")
             } else {
                 ("", "")
             };
@@ -149,9 +160,9 @@ pub fn record(table: pg_sys::Oid, spec: &WatchSpec, events: Events, trigger: &st
                 &format!(
                     "INSERT INTO column_notify.watches
                        (table_name, columns, channel, trigger_name, events, key_columns, include_columns,
-                        exclude_columns, durable, metadata, batch{filter_column})
+                        exclude_columns, durable, metadata, batch{filter_column}{delivery_column})
                      VALUES ($1::pg_catalog.oid, $2::pg_catalog.name[], $3, $4, $5, $6::pg_catalog.name[],
-                             $7::pg_catalog.name[], $8::pg_catalog.name[], $9, $10, $11{filter_value})"
+                             $7::pg_catalog.name[], $8::pg_catalog.name[], $9, $10, $11{filter_value}{delivery_value})"
                 ),
                 &arguments,
             )
@@ -162,9 +173,14 @@ pub fn record(table: pg_sys::Oid, spec: &WatchSpec, events: Events, trigger: &st
 
 /// The watches recorded for `table`.
 pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
-    let filter = match CatalogLayout::installed() {
-        CatalogLayout::Current => "filter",
+    let layout = CatalogLayout::installed();
+    let filter = match layout {
+        CatalogLayout::Current | CatalogLayout::Release0_4 => "filter",
         _ => "NULL::pg_catalog.text",
+    };
+    let delivery = match layout {
+        CatalogLayout::Current => "delivery",
+        _ => "'notify'::pg_catalog.text",
     };
     Spi::connect(|client| {
         client
@@ -174,7 +190,7 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
                             events, pg_catalog.to_json(key_columns)::pg_catalog.text,
                             pg_catalog.to_json(include_columns)::pg_catalog.text,
                             pg_catalog.to_json(exclude_columns)::pg_catalog.text, durable,
-                            metadata, batch, {filter}
+                            metadata, batch, {filter}, {delivery}
                      FROM column_notify.watches WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid
                      ORDER BY trigger_name"
                 ),
@@ -195,6 +211,10 @@ pub fn watches_of(table: pg_sys::Oid) -> Vec<StoredWatch> {
                         metadata: row.get(9)?.unwrap_or(true),
                         batch: row.get(10)?.unwrap_or(false),
                         filter: text_column(&row, 11)?,
+                        delivery: text_column(&row, 12)?
+                            .as_deref()
+                            .and_then(Delivery::from_name)
+                            .unwrap_or_default(),
                     },
                     events: Events::from_names(&events).unwrap_or_default(),
                 })
@@ -276,25 +296,50 @@ pub fn forget_watch_row(table: pg_sys::Oid, trigger: &str) -> Option<String> {
 /// partition from) the trigger of a durable watch on that channel recorded in the catalog.
 /// Read as the extension's owner: a writer needs no privilege on the catalog.
 pub fn durable_channel_id(trigger: pg_sys::Oid, channel: &str) -> Option<i32> {
+    let query = recorded_watch_query(
+        "d.id",
+        "JOIN column_notify.durable_channels d ON d.channel OPERATOR(pg_catalog.=) w.channel",
+        "w.durable",
+    );
     let found = as_extension_owner(|| {
-        Spi::get_one_with_args::<i32>(
-            "WITH RECURSIVE lineage AS (
-                 SELECT t.tgrelid, t.tgname, t.tgparentid FROM pg_catalog.pg_trigger t
-                 WHERE t.oid OPERATOR(pg_catalog.=) $1
-               UNION ALL
-                 SELECT t.tgrelid, t.tgname, t.tgparentid FROM pg_catalog.pg_trigger t, lineage
-                 WHERE t.oid OPERATOR(pg_catalog.=) lineage.tgparentid)
-             SELECT d.id FROM lineage
-             JOIN column_notify.watches w
-               ON w.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) lineage.tgrelid
-              AND w.trigger_name OPERATOR(pg_catalog.=) lineage.tgname
-             JOIN column_notify.durable_channels d ON d.channel OPERATOR(pg_catalog.=) w.channel
-             WHERE lineage.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
-               AND w.durable AND w.channel OPERATOR(pg_catalog.=) $2",
-            &[trigger.into(), text_arg(channel)],
-        )
+        Spi::get_one_with_args::<i32>(&query, &[trigger.into(), text_arg(channel)])
     });
     none_when_no_row(found).expect("reading the catalog of watches")
+}
+
+/// Whether trigger `trigger` is (or was cloned onto a partition from) the trigger of a WAL
+/// watch on `channel` recorded in the catalog.
+pub fn is_recorded_wal_watch(trigger: pg_sys::Oid, channel: &str) -> bool {
+    if CatalogLayout::installed() != CatalogLayout::Current {
+        return false;
+    }
+    let query = recorded_watch_query("true", "", "w.delivery OPERATOR(pg_catalog.=) 'wal'");
+    let found = as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(&query, &[trigger.into(), text_arg(channel)])
+    });
+    none_when_no_row(found)
+        .expect("reading the catalog of watches")
+        .unwrap_or(false)
+}
+
+/// A query of `selected` from the catalog row of the watch whose trigger is `$1` (or the
+/// trigger of the partitioned table it was cloned from), on channel `$2`, where `condition`.
+fn recorded_watch_query(selected: &str, join: &str, condition: &str) -> String {
+    format!(
+        "WITH RECURSIVE lineage AS (
+             SELECT t.tgrelid, t.tgname, t.tgparentid FROM pg_catalog.pg_trigger t
+             WHERE t.oid OPERATOR(pg_catalog.=) $1
+           UNION ALL
+             SELECT t.tgrelid, t.tgname, t.tgparentid FROM pg_catalog.pg_trigger t, lineage
+             WHERE t.oid OPERATOR(pg_catalog.=) lineage.tgparentid)
+         SELECT {selected} FROM lineage
+         JOIN column_notify.watches w
+           ON w.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) lineage.tgrelid
+          AND w.trigger_name OPERATOR(pg_catalog.=) lineage.tgname
+         {join}
+         WHERE lineage.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+           AND {condition} AND w.channel OPERATOR(pg_catalog.=) $2"
+    )
 }
 
 /// `table` and every table that inherits from it, at any depth (partitions included).

@@ -1,6 +1,7 @@
 //! Who owns a durable channel (`column_notify.durable_channels`): the role whose tables feed
-//! it. A watch of another role's table cannot write into it, so no role can forge events
-//! into a log another role's consumers read. A channel's row goes with its last durable
+//! it, through durable watches or WAL watches. A watch of another role's table cannot write
+//! into it, so no role can forge events into a log, or into the WAL messages, another
+//! role's consumers read. A channel's row goes with its last durable
 //! watch; its id keys the channel's fence locks (see `event_log.rs`).
 
 use pgrx::prelude::*;
@@ -8,6 +9,7 @@ use pgrx::prelude::*;
 use crate::errors::WatchError;
 use crate::pg::internal_sql::{internal_table, none_when_no_row};
 use crate::pg::server_text::{decode, text_arg, ServerText};
+use crate::watch::catalog::CatalogLayout;
 
 /// Whether the database's extension has durable channels (0.3.0 and later; a database not
 /// yet updated keeps working with this library as before).
@@ -51,16 +53,25 @@ pub fn claim(channel: &str, owner: pg_sys::Oid, table: &str) -> Result<(), Watch
     }
 }
 
-/// Forgets `channel` as a durable channel when no durable watch writes to it any more.
+/// Forgets `channel` as a durable channel when no durable or WAL watch writes to it any
+/// more.
 pub fn release_unused(channel: &str) {
     if !installed() {
         return;
     }
+    let wal = if CatalogLayout::installed() == CatalogLayout::Current {
+        " OR w.delivery OPERATOR(pg_catalog.=) 'wal'"
+    } else {
+        ""
+    };
     Spi::run_with_args(
-        "DELETE FROM column_notify.durable_channels d
-         WHERE d.channel OPERATOR(pg_catalog.=) $1
-           AND NOT EXISTS (SELECT FROM column_notify.watches w
-                           WHERE w.channel OPERATOR(pg_catalog.=) d.channel AND w.durable)",
+        &format!(
+            "DELETE FROM column_notify.durable_channels d
+             WHERE d.channel OPERATOR(pg_catalog.=) $1
+               AND NOT EXISTS (SELECT FROM column_notify.watches w
+                               WHERE w.channel OPERATOR(pg_catalog.=) d.channel
+                                 AND (w.durable{wal}))"
+        ),
         &[text_arg(channel)],
     )
     .expect("releasing the durable channel");

@@ -10,17 +10,19 @@ use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier};
 use pgrx::PgRelation;
 
 use crate::delivery::notify::{self, ChannelProblem};
+use crate::delivery::wal;
 use crate::errors::WatchError;
 use crate::pg::internal_sql::with_safe_search_path;
 use crate::pg::names::{relation_name, relation_namespace};
 use crate::pg::primary_key::primary_key_attnums;
 use crate::pg::server_text;
 use crate::pg::version as pg_version;
-use crate::watch::catalog::{self, table_display_name};
+use crate::watch::catalog::{self, table_display_name, CatalogLayout};
 use crate::watch::durable_channels;
 use crate::watch::events::Events;
 use crate::watch::filter;
-use crate::watch::spec::WatchSpec;
+use crate::watch::replacement;
+use crate::watch::spec::{Delivery, WatchSpec};
 use crate::watch::trigger_naming::{numbered_trigger_name, trigger_name_for};
 
 /// 0.1.0's `watch_column(regclass, name, text)`, kept so that a database still on 0.1.0
@@ -43,6 +45,7 @@ fn watch_column(
         metadata: Some(true),
         batch: Some(false),
         filter: None,
+        delivery: Some("notify".to_owned()),
     };
     with_safe_search_path(|| request.install())
         .map(|channel| server_text::returned(&channel))
@@ -70,19 +73,9 @@ fn install_watch(
     )
 }
 
-/// The implementation behind `watch_column` and `watch_columns` (SQL wrappers in
-/// `sql/api.sql` that give the arguments their names and defaults). Installs, or replaces,
-/// the trigger of the watch, records it, and returns the channel.
-#[pg_extern(
-    sql = "
-CREATE FUNCTION column_notify.install_watch(
-    tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[],
-    durable boolean, metadata boolean, batch boolean, filter text
-) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-",
-    requires = ["bootstrap"]
-)]
+/// 0.4.0's `column_notify.install_watch` (no delivery), kept so that a database still on
+/// 0.4.0 goes on working with this library until `ALTER EXTENSION pg_column_notify UPDATE`.
+#[pg_extern(sql = false)]
 #[allow(clippy::too_many_arguments)] // one per argument of the SQL function
 fn install_filtered_watch(
     tbl: Option<pg_sys::Oid>,
@@ -97,6 +90,50 @@ fn install_filtered_watch(
     batch: Option<bool>,
     filter: Option<&[u8]>,
 ) -> server_text::ServerText {
+    install_delivered_watch(
+        tbl,
+        cols,
+        channel,
+        events,
+        key,
+        include,
+        exclude,
+        durable,
+        metadata,
+        batch,
+        filter,
+        Some(b"notify"),
+    )
+}
+
+/// The implementation behind `watch_column` and `watch_columns` (SQL wrappers in
+/// `sql/api.sql` that give the arguments their names and defaults). Installs, or replaces,
+/// the trigger of the watch, records it, and returns the channel.
+#[pg_extern(
+    sql = "
+CREATE FUNCTION column_notify.install_watch(
+    tbl regclass, cols text[], channel text, events text[], key text[], include text[], exclude text[],
+    durable boolean, metadata boolean, batch boolean, filter text, delivery text
+) RETURNS text VOLATILE PARALLEL UNSAFE LANGUAGE c SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+",
+    requires = ["bootstrap"]
+)]
+#[allow(clippy::too_many_arguments)] // one per argument of the SQL function
+fn install_delivered_watch(
+    tbl: Option<pg_sys::Oid>,
+    cols: Option<Array<&[u8]>>,
+    channel: Option<&[u8]>,
+    events: Option<Array<&[u8]>>,
+    key: Option<Array<&[u8]>>,
+    include: Option<Array<&[u8]>>,
+    exclude: Option<Array<&[u8]>>,
+    durable: Option<bool>,
+    metadata: Option<bool>,
+    batch: Option<bool>,
+    filter: Option<&[u8]>,
+    delivery: Option<&[u8]>,
+) -> server_text::ServerText {
     // Text arguments are taken as the database's bytes, whatever its encoding.
     let request = WatchRequest {
         table: tbl,
@@ -110,6 +147,7 @@ fn install_filtered_watch(
         metadata,
         batch,
         filter: filter.map(server_text::decode),
+        delivery: delivery.map(server_text::decode),
     };
     with_safe_search_path(|| request.install())
         .map(|channel| server_text::returned(&channel))
@@ -161,6 +199,8 @@ pub struct WatchRequest {
     pub batch: Option<bool>,
     /// The row filter's text as written (NULL: none).
     pub filter: Option<String>,
+    /// `notify` or `wal`.
+    pub delivery: Option<String>,
 }
 
 impl WatchRequest {
@@ -168,7 +208,7 @@ impl WatchRequest {
     /// same columns, which it replaces, or under a new name no other trigger has.
     pub fn install(self) -> Result<String, WatchError> {
         let (table, spec, events) = self.check()?;
-        if spec.durable {
+        if spec.durable || spec.delivery == Delivery::Wal {
             durable_channels::claim(&spec.channel, table.owner, &table.qualified())?;
         }
         let replaced = catalog::watch_of_columns(table.oid, &spec.columns);
@@ -176,6 +216,15 @@ impl WatchRequest {
             Some((trigger, _)) => trigger.clone(),
             None => unique_trigger_name(table.oid, &spec.columns),
         };
+        // A 0.1.0 catalog has no options to compare (nor the columns watches_of reads).
+        if replaced.is_some() && CatalogLayout::installed() != CatalogLayout::Release0_1 {
+            let old = catalog::watches_of(table.oid)
+                .into_iter()
+                .find(|stored| stored.trigger == trigger);
+            if let Some(old) = old {
+                replacement::report(&table.qualified(), &old, &spec, events);
+            }
+        }
         create_or_replace_trigger(&table, &spec, events, &trigger);
         if let Some((_, channel)) = replaced {
             durable_channels::release_unused(&channel);
@@ -201,8 +250,15 @@ impl WatchRequest {
             durable: self.durable.ok_or(WatchError::NullArgument("durable"))?,
             metadata: self.metadata.ok_or(WatchError::NullArgument("metadata"))?,
             batch: self.batch.ok_or(WatchError::NullArgument("batch"))?,
+            delivery: checked_delivery(self.delivery)?,
             filter: None,
         };
+        if spec.delivery == Delivery::Wal && spec.durable {
+            return Err(WatchError::DurableOverWal);
+        }
+        if spec.delivery == Delivery::Wal && spec.batch {
+            return Err(WatchError::BatchOverWal);
+        }
         table.check_spec(&spec)?;
         spec.filter = self
             .filter
@@ -214,6 +270,16 @@ impl WatchRequest {
         }
         Ok((table, spec, events))
     }
+}
+
+/// The delivery mode named; `wal` only where a replication slot can decode its messages.
+fn checked_delivery(name: Option<String>) -> Result<Delivery, WatchError> {
+    let name = name.ok_or(WatchError::NullArgument("delivery"))?;
+    let delivery = Delivery::from_name(&name).ok_or(WatchError::UnknownDelivery { name })?;
+    if delivery == Delivery::Wal && !wal::logical_decoding_possible() {
+        return Err(WatchError::WalLevelNotLogical);
+    }
+    Ok(delivery)
 }
 
 /// A list argument: NULL stays None; a NULL element is refused.

@@ -6,5 +6,6 @@ pub mod durable_channels;
 pub mod events;
 pub mod filter;
 pub mod install;
+pub mod replacement;
 pub mod spec;
 pub mod trigger_naming;

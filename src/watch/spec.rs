@@ -1,7 +1,8 @@
 //! What a watch is, and how it travels in the trigger's arguments: the channel, the watched
 //! columns, then (after an empty argument, which no column name can be) options written as
-//! `name=<JSON array of column names>`, `durable=true`, `metadata=false`, `batch=true` or
-//! `filter=<JSON string>` (the row filter, as `watch/filter.rs` normalises it):
+//! `name=<JSON array of column names>`, `durable=true`, `metadata=false`, `batch=true`,
+//! `delivery="wal"` or `filter=<JSON string>` (the row filter, as `watch/filter.rs`
+//! normalises it):
 //!
 //! ```sql
 //! EXECUTE FUNCTION notify_column_changed('users_changed', 'email', 'plan',
@@ -13,6 +14,35 @@
 //! the trigger. One format, read and written here only.
 
 use std::fmt;
+
+/// How a watch's changes reach their consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// `NOTIFY` at commit (the default).
+    #[default]
+    Notify,
+    /// A transactional logical message in the WAL, read through a replication slot: no
+    /// commit-time lock, decoded in commit order, gone with a rollback.
+    Wal,
+}
+
+impl Delivery {
+    /// The name SQL uses (`delivery => 'wal'`) and the catalog stores.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Notify => "notify",
+            Self::Wal => "wal",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "notify" => Some(Self::Notify),
+            "wal" => Some(Self::Wal),
+            _ => None,
+        }
+    }
+}
 
 /// The channel, the watched columns and the payload options of one watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +63,8 @@ pub struct WatchSpec {
     /// The changes of one trigger call are packed into as few notifications as fit,
     /// `{"changes":[…]}` (`batch=true`); made for statement-level triggers.
     pub batch: bool,
+    /// NOTIFY, or logical messages in the WAL (`delivery="wal"`).
+    pub delivery: Delivery,
     /// The row filter: a boolean expression over `old` and `new`; a change is sent only
     /// when it is true.
     pub filter: Option<String>,
@@ -49,6 +81,7 @@ impl Default for WatchSpec {
             durable: false,
             metadata: true,
             batch: false,
+            delivery: Delivery::Notify,
             filter: None,
         }
     }
@@ -70,8 +103,8 @@ impl fmt::Display for ArgumentError {
             Self::BadOption(option) => write!(
                 f,
                 "unknown option argument \"{option}\" (expected key=, include= or exclude= \
-                 followed by a JSON array of column names, durable=true, metadata=false, batch=true \
-                 or filter= followed by a JSON string)"
+                 followed by a JSON array of column names, durable=true, metadata=false, batch=true, \
+                 delivery=\"wal\" or filter= followed by a JSON string)"
             ),
         }
     }
@@ -108,6 +141,11 @@ impl WatchSpec {
             };
             if let Some(flag) = flag {
                 *flag = serde_json::from_str(value).map_err(|_| bad())?;
+                continue;
+            }
+            if name == "delivery" {
+                let delivery: String = serde_json::from_str(value).map_err(|_| bad())?;
+                spec.delivery = Delivery::from_name(&delivery).ok_or_else(bad)?;
                 continue;
             }
             if name == "filter" {
@@ -150,6 +188,7 @@ impl WatchSpec {
             (self.durable, "durable=true"),
             (!self.metadata, "metadata=false"),
             (self.batch, "batch=true"),
+            (self.delivery == Delivery::Wal, r#"delivery="wal""#),
         ];
         for (set, argument) in flags {
             if set {
@@ -205,15 +244,24 @@ mod tests {
             durable: true,
             metadata: false,
             batch: true,
+            delivery: Delivery::Wal,
             filter: Some("(new.plan <> 'free, \"=x'::text)".into()),
         };
         let arguments = spec.to_arguments();
         assert_eq!(arguments[3], "");
         assert_eq!(
-            arguments[6..9],
-            ["durable=true", "metadata=false", "batch=true"]
+            arguments[6..10],
+            [
+                "durable=true",
+                "metadata=false",
+                "batch=true",
+                r#"delivery="wal""#
+            ]
         );
-        assert_eq!(arguments[9], r#"filter="(new.plan <> 'free, \"=x'::text)""#);
+        assert_eq!(
+            arguments[10],
+            r#"filter="(new.plan <> 'free, \"=x'::text)""#
+        );
         assert_eq!(WatchSpec::from_arguments(&arguments), Ok(spec));
     }
 
@@ -261,6 +309,10 @@ mod tests {
         ));
         assert!(matches!(
             WatchSpec::from_arguments(&["c", "a", "", "metadata=no"]),
+            Err(ArgumentError::BadOption(_))
+        ));
+        assert!(matches!(
+            WatchSpec::from_arguments(&["c", "a", "", r#"delivery="pigeon""#]),
             Err(ArgumentError::BadOption(_))
         ));
     }

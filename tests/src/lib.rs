@@ -83,6 +83,37 @@ impl TestDatabase {
     pub async fn create_with(name: &str, options: &str) -> TestDatabase {
         let database = format!("pgcn_{name}");
         let admin = connect(&server_url()).await;
+        // A database with replication slots cannot be dropped: those of a previous run go
+        // first (their consumers, if still running, are ended).
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+                 WHERE database = $1 AND active",
+                &[&database],
+            )
+            .await
+            .expect("ending the consumers of the previous test database");
+        for _ in 0..50 {
+            let active = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_replication_slots WHERE database = $1 AND active",
+                    &[&database],
+                )
+                .await
+                .expect("counting the active slots");
+            if active.get::<_, i64>(0) == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                 WHERE database = $1",
+                &[&database],
+            )
+            .await
+            .expect("dropping the slots of the previous test database");
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
             .await

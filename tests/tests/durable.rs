@@ -232,3 +232,57 @@ async fn read_events_refuses_a_snapshot_that_could_skip_events() {
         .unwrap_err();
     assert_eq!(sqlstate(&error), "25000");
 }
+
+#[tokio::test]
+async fn safety_rails_of_the_durable_api() {
+    let db = durable_orders("durable_rails").await;
+    db.run("UPDATE orders SET state = 'paid' WHERE id <= 2")
+        .await;
+    // Acknowledging past the last event id would skip events not yet written.
+    let error = db
+        .error_of("SELECT ack_events('billing', 'orders', 5)")
+        .await;
+    assert_eq!(sqlstate(&error), "22023");
+    assert_eq!(
+        error.as_db_error().unwrap().message(),
+        "cannot acknowledge event 5 of channel \"orders\": no event has that id yet"
+    );
+    let events = read(&db.client, "billing").await;
+    assert_eq!(events.len(), 2);
+    let last = events[1].0;
+
+    // A channel no durable watch feeds is an error, not a consumer waiting forever.
+    let error = db
+        .error_of("SELECT * FROM read_events('billing', 'ordres')")
+        .await;
+    assert_eq!(sqlstate(&error), "42704");
+    let consumers = integration_tests::query_i64(
+        &db.client,
+        "SELECT count(*) FROM column_notify.consumers WHERE channel = 'ordres'",
+    )
+    .await;
+    assert_eq!(consumers, 0, "no consumer registered for it");
+
+    // A consumer gone for good is forgotten, and no longer holds the log.
+    ack(&db.client, "billing", last).await;
+    assert_eq!(read(&db.client, "audit").await.len(), 2);
+    let dropped: bool = db
+        .client
+        .query_one("SELECT drop_consumer('audit', 'orders')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(dropped);
+    let again: bool = db
+        .client
+        .query_one("SELECT drop_consumer('audit', 'orders')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!again);
+    let pruned = integration_tests::query_i64(&db.client, "SELECT prune_events()").await;
+    assert_eq!(
+        pruned, 2,
+        "billing acknowledged both; audit no longer holds them"
+    );
+}

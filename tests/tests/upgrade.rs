@@ -21,6 +21,10 @@ async fn watches_made_with_0_1_0_work_after_alter_extension_update() {
         json!(true)
     );
 
+    // Watching the same column again on 0.1.0's catalog replaces the watch, as it did.
+    db.run("SELECT watch_column('appointments', 'canceled')")
+        .await;
+
     db.run("ALTER EXTENSION pg_column_notify UPDATE").await;
     let version: String = db
         .client
@@ -31,7 +35,7 @@ async fn watches_made_with_0_1_0_work_after_alter_extension_update() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.4.0");
+    assert_eq!(version, "0.5.0");
 
     db.run("UPDATE appointments SET canceled = false").await;
     assert_eq!(
@@ -185,4 +189,46 @@ async fn watches_made_with_0_3_0_keep_working_and_take_filters_after_update() {
     // The update installed the event trigger that makes a filter's columns dependencies.
     let error = db.error_of("ALTER TABLE orders DROP COLUMN total").await;
     assert_eq!(integration_tests::sqlstate(&error), "2BP01");
+}
+
+#[tokio::test]
+async fn watches_made_with_0_4_0_keep_working_and_take_wal_delivery_after_update() {
+    let db = TestDatabase::with_schema(
+        "upgrade_delivery",
+        "DROP EXTENSION pg_column_notify;
+         CREATE EXTENSION pg_column_notify VERSION '0.4.0';
+         CREATE TABLE orders (id int PRIMARY KEY, state text, total int);
+         INSERT INTO orders VALUES (1, 'new', 10), (2, 'new', 200);
+         SELECT watch_column('orders', 'state', 'orders', filter => 'new.total > 100');",
+    )
+    .await;
+    let mut listener = db.listen("orders").await;
+    // This library keeps 0.4.0's install_watch and catalog working until the update.
+    db.run("SELECT watch_column('orders', 'total', 'totals', events => '{update,insert}')")
+        .await;
+    db.run("UPDATE orders SET state = 'paid'").await;
+    assert_eq!(listener.next().await.payload["id"], json!(2));
+    listener.assert_silent().await;
+
+    db.run("ALTER EXTENSION pg_column_notify UPDATE").await;
+    let deliveries = integration_tests::query_texts(
+        &db.client,
+        "SELECT channel || ' ' || delivery FROM column_watches ORDER BY channel",
+    )
+    .await;
+    assert_eq!(deliveries, ["orders notify", "totals notify"]);
+    db.run(
+        "SELECT watch_column('orders', 'state', 'orders', delivery => 'wal');
+         UPDATE orders SET state = 'shipped';",
+    )
+    .await;
+    listener.assert_silent().await;
+    assert_eq!(
+        query_i64(
+            &db.client,
+            "SELECT count(*) FROM column_watches WHERE delivery = 'wal'"
+        )
+        .await,
+        1
+    );
 }

@@ -194,3 +194,42 @@ async fn injection_through_the_channel_is_inert() {
     let rows = integration_tests::query_i64(c, "SELECT count(*) FROM victim").await;
     assert_eq!(rows, 1, "the table survived");
 }
+
+#[tokio::test]
+async fn replacing_a_watch_says_what_changed() {
+    let db = TestDatabase::with_schema(
+        "replacing",
+        "CREATE TABLE orders (id int PRIMARY KEY, state text);
+         SELECT watch_column('orders', 'state', 'orders', events => '{insert,update}',
+                             durable => true);",
+    )
+    .await;
+    let (client, mut notices) = integration_tests::connect_collecting_notices(&db.url).await;
+    // The same columns again, with durable and insert left out: said, not silent.
+    client
+        .batch_execute("SELECT watch_column('orders', 'state', 'orders', events => '{update}')")
+        .await
+        .unwrap();
+    assert_eq!(
+        notices.recv().await.unwrap(),
+        "replacing the watch of public.orders (state): events {insert,update} -> {update}, \
+         durable true -> false"
+    );
+    // The same watch again: nothing to say.
+    client
+        .batch_execute(
+            "SELECT watch_column('orders', 'state', 'orders', events => '{update}');
+             SELECT watch_column('orders', 'state', 'orders_changes', filter => 'new.id > 1');",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        notices.recv().await.unwrap(),
+        "replacing the watch of public.orders (state): channel orders -> orders_changes, \
+         filter none -> (new.id > 1)"
+    );
+    assert!(
+        notices.try_recv().is_err(),
+        "one notice per change of options"
+    );
+}
