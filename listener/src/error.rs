@@ -89,6 +89,33 @@ pub enum Error {
         watched: bool,
     },
 
+    /// A WAL consumer's name that cannot name a replication slot, or a slot of that name
+    /// that is not the consumer's.
+    #[error("invalid WAL consumer {0}")]
+    InvalidConsumer(String),
+
+    /// A channel given to a WAL consumer has no WAL watch.
+    #[error("channel {channel:?} has no WAL watch{}", if *.watched { " (its watches deliver with NOTIFY)" } else { "" })]
+    NotWal {
+        /// The channel.
+        channel: String,
+        /// Whether it has watches at all.
+        watched: bool,
+    },
+
+    /// The server cannot decode WAL watches' messages.
+    #[error("wal_level is {0}: WAL consumers need wal_level = logical")]
+    WalLevel(String),
+
+    /// The publication or the replication slot could not be made (a role without
+    /// `REPLICATION`, or without `CREATE` on the database for the publication).
+    #[error("could not set up the WAL consumer: {0}")]
+    Setup(String),
+
+    /// The replication stream could not be opened.
+    #[error("replication failed: {0}")]
+    Replication(String),
+
     /// The NATS server could not be reached, or refused a request.
     #[error("NATS: {0}")]
     Nats(String),

@@ -7,8 +7,7 @@
 //! [`ConnectionEvent`].
 //!
 //! ```no_run
-//! use column_notify_listener::{ConnectionEvent, Event, Listener};
-//! use futures_util::StreamExt;
+//! use column_notify_listener::{ConnectionEvent, Event, Listener, StreamExt};
 //!
 //! # async fn run() -> Result<(), column_notify_listener::Error> {
 //! let mut listener = Listener::connect(
@@ -69,6 +68,14 @@
 //! changes, in event-id order, and [`acknowledges`](DurableConsumer::ack) them. Delivery is
 //! at least once: events not yet acknowledged when a process dies come again.
 //!
+//! # WAL watches: no commit lock, replay from a replication slot
+//!
+//! NOTIFY serialises the commits of every notifying transaction. A WAL watch
+//! (`watch_column(..., delivery => 'wal')`, on a server with `wal_level = logical`) writes
+//! each change as a transactional logical message instead, and a [`WalConsumer`] reads them
+//! from a logical replication slot of its own, in commit order, at least once: it resumes
+//! after the position it confirmed, however long it was stopped.
+//!
 //! # Scaling out: the NATS relay
 //!
 //! A [`Relay`] publishes the events of durable watches into a NATS JetStream stream:
@@ -107,6 +114,7 @@ mod live;
 mod pool;
 mod relay;
 mod tls;
+mod wal;
 
 pub use backoff::Backoff;
 pub use change::{skipped_before, split_batch, split_batch_str, Change, Op};
@@ -116,8 +124,9 @@ pub use durable::{
     DEFAULT_BATCH_SIZE, DEFAULT_POLL_INTERVAL,
 };
 pub use error::Error;
-/// The stream trait that listeners implement (use `futures_util::StreamExt` for `next`).
-pub use futures_util::Stream;
+/// The stream trait that listeners implement, and its extension with `next`, re-exported so
+/// that `listener.next()` needs no other import.
+pub use futures_util::{Stream, StreamExt};
 pub use live::{
     ConnectionEvent, Event, HealthCheck, Listener, ListenerBuilder, Notification, RawEvent,
     RawListener, DEFAULT_BUFFER,
@@ -129,3 +138,7 @@ pub use relay::{
 pub use tls::TlsVerification;
 /// The PostgreSQL client of [`connect_client`], re-exported so that versions match.
 pub use tokio_postgres;
+pub use wal::{
+    slot_name, RawWalEvent, WalConsumer, WalConsumerBuilder, WalEvent, WalMessage, WalPosition,
+    MESSAGE_PREFIX, PUBLICATION,
+};

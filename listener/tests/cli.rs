@@ -231,8 +231,31 @@ fn help_for_every_command_and_errors_as_one_line() {
             .unwrap()
             .contains("Usage: column-notify"));
     }
-    let cases: [(&[&str], i32, &str); 4] = [
+    let cases: [(&[&str], i32, &str); 9] = [
         (&["listen", "c"], 2, "no database given"),
+        (&["listen", "c", "--buffer", "0"], 2, "--buffer <EVENTS>"),
+        (&["listen", "c", "--consumer", ""], 2, "--consumer <NAME>"),
+        (&["listen", "c", "--count", "0"], 2, "it must be at least 1"),
+        (
+            &[
+                "drop-consumer",
+                "Bad-Name",
+                "--database-url",
+                "postgres://x@127.0.0.1:1/x",
+            ],
+            2,
+            "invalid WAL consumer \"Bad-Name\"",
+        ),
+        (
+            &[
+                "watches",
+                "--json",
+                "--database-url",
+                "postgres://x@127.0.0.1:1/x",
+            ],
+            1,
+            "could not connect",
+        ),
         (
             &[
                 "listen",
@@ -299,4 +322,59 @@ async fn status_shows_the_queue_and_the_sessions_idle_in_a_transaction() {
             .any(|line| line.trim_start().starts_with(&format!("{pid} "))),
         "the stuck session {pid} is listed:\n{stdout}"
     );
+}
+
+#[tokio::test]
+async fn raw_payloads_a_count_json_watches_and_a_closed_pipe() {
+    let db = TestDatabase::with_schema(
+        "cli_compose",
+        "CREATE TABLE a (id int PRIMARY KEY, state text);
+         SELECT watch_column('a', 'state', 'a_state');",
+    )
+    .await;
+
+    // --raw prints each payload as received; --count 2 exits after two.
+    let (child, stdout, stderr) = spawn_piped(
+        column_notify!()
+            .args(["listen", "raw_channel", "--raw", "--count", "2"])
+            .args(["--database-url", &db.url]),
+    );
+    let mut child = ChildGuard(child);
+    assert!(stderr
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .contains("connected"));
+    for payload in [r#"{"id": 1,  "x":1.50}"#, "not json", "third"] {
+        notify(&db.client, "raw_channel", payload).await;
+    }
+    assert_eq!(wait(&mut child, Duration::from_secs(10)).code(), Some(0));
+    let printed: Vec<String> = stdout.iter().collect();
+    assert_eq!(printed, [r#"{"id": 1,  "x":1.50}"#, "not json"]);
+
+    // watches --json: the view's rows, one JSON array.
+    let output = column_notify!()
+        .args(["watches", "--json", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let rows: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["channel"], json!("a_state"));
+    assert_eq!(rows[0]["delivery"], json!("notify"));
+
+    // A reader that closes the pipe at once (`| head -0`): no panic, status 0.
+    for command in [&["watches"][..], &["status"]] {
+        let mut child = column_notify!()
+            .args(command)
+            .args(["--database-url", &db.url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(0), "{command:?}: {stderr}");
+        assert!(stderr.is_empty(), "{command:?}: {stderr}");
+    }
 }

@@ -105,23 +105,3 @@ async fn a_durable_consumer_loses_nothing_across_a_server_restart() {
         written.failed
     );
 }
-
-/// The test's database, reached again once the server accepts connections.
-async fn db_after_restart(url: &str) -> DurableDatabase {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match column_notify_listener::connect_client(url, &Default::default()).await {
-            Ok(client) => {
-                return DurableDatabase {
-                    url: url.to_string(),
-                    client,
-                }
-            }
-            Err(error) if Instant::now() < deadline => {
-                println!("waiting for the server: {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => panic!("the server did not come back: {error}"),
-        }
-    }
-}

@@ -3,7 +3,6 @@
 //! is compared with the durable log: every committed event once, in event-id order, nothing
 //! rolled back.
 
-use std::process::Child;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -55,32 +54,6 @@ async fn assert_stream_is_the_log(
     );
 }
 
-/// A relay process, killed when dropped (a failing test leaves none behind to hold the
-/// consumer's lock in the next run).
-struct RelayProcess(Child);
-
-impl std::ops::Deref for RelayProcess {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for RelayProcess {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Starts `column-notify relay` on `channels`; returns it with its stderr lines.
 fn start_relay(
     database: &str,
@@ -88,7 +61,7 @@ fn start_relay(
     consumer: &str,
     extra: &[&str],
     channels: &[&str],
-) -> (RelayProcess, Receiver<String>) {
+) -> (ChildGuard, Receiver<String>) {
     let (child, _stdout, stderr) = spawn_piped(
         column_notify!()
             .arg("relay")
@@ -97,7 +70,7 @@ fn start_relay(
             .args(extra)
             .env("DATABASE_URL", database),
     );
-    (RelayProcess(child), stderr)
+    (ChildGuard(child), stderr)
 }
 
 /// The next stderr line containing `text`; panics past `within` or when the relay exits.

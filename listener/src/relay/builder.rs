@@ -15,6 +15,7 @@ use super::channel::ChannelRelay;
 use super::jetstream::Nats;
 use super::leadership::Leadership;
 use super::report::RelayReport;
+use super::wal_source::WalRelay;
 use crate::backoff::Backoff;
 use crate::client::connect_client;
 use crate::durable::DEFAULT_BATCH_SIZE;
@@ -73,6 +74,8 @@ pub(super) struct Settings {
     pub(super) window: usize,
     pub(super) batch_size: usize,
     pub(super) backoff: Backoff,
+    /// Whether the channels are those of WAL watches (else durable ones).
+    pub(super) wal: bool,
     reports: Option<mpsc::UnboundedSender<RelayReport>>,
 }
 
@@ -114,6 +117,7 @@ impl Relay {
                 window: DEFAULT_WINDOW,
                 batch_size: DEFAULT_BATCH_SIZE,
                 backoff,
+                wal: false,
                 reports: None,
             },
         }
@@ -163,16 +167,28 @@ impl Relay {
                 channels: settings.channels.clone(),
             });
             let mut channels = JoinSet::new();
-            for channel in &settings.channels {
+            if settings.wal {
+                // One replication stream carries every channel.
                 channels.spawn(
-                    ChannelRelay {
+                    WalRelay {
                         settings: Arc::clone(&settings),
-                        channel: channel.clone(),
                         stop: stopped.clone(),
                         relayed: Arc::clone(&relayed),
                     }
                     .run(),
                 );
+            } else {
+                for channel in &settings.channels {
+                    channels.spawn(
+                        ChannelRelay {
+                            settings: Arc::clone(&settings),
+                            channel: channel.clone(),
+                            stop: stopped.clone(),
+                            relayed: Arc::clone(&relayed),
+                        }
+                        .run(),
+                    );
+                }
             }
             let mut lag_check = tokio::time::interval(LAG_INTERVAL);
             lag_check.tick().await;
@@ -190,7 +206,7 @@ impl Relay {
                         while channels.join_next().await.is_some() {}
                         break 'relaying;
                     }
-                    _ = lag_check.tick() => {
+                    _ = lag_check.tick(), if !settings.wal => {
                         for channel in &settings.channels {
                             if let Some(events) = leadership.lag(&settings.consumer, channel).await {
                                 if events > 0 {
@@ -258,7 +274,7 @@ impl RelayBuilder {
     /// durable watch's and usable as a NATS subject token; a NATS server with JetStream; the
     /// stream, made when missing. Nothing is published yet.
     pub async fn connect(self) -> Result<Relay, Error> {
-        let settings = self.settings;
+        let mut settings = self.settings;
         if settings.consumer.is_empty() {
             return Err(Error::InvalidRelay("the consumer name is empty".into()));
         }
@@ -278,22 +294,25 @@ impl RelayBuilder {
             check_subject_tokens(channel, "channel", false)?;
         }
         let client = connect_client(&settings.database.url, &settings.database.tls).await?;
+        let mut sources = Vec::new();
         for channel in &settings.channels {
-            let row = client
-                .query_one(
-                    "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE w.durable)
-                     FROM column_watches w WHERE w.channel OPERATOR(pg_catalog.=) $1",
-                    &[channel],
-                )
-                .await
-                .map_err(Error::Query)?;
-            let (watches, durable): (i64, i64) = (row.get(0), row.get(1));
-            if durable == 0 {
+            let (watches, durable, wal) = watches_of(&client, channel).await?;
+            if durable == 0 && wal == 0 {
                 return Err(Error::NotDurable {
                     channel: channel.clone(),
                     watched: watches > 0,
                 });
             }
+            sources.push(wal > 0);
+        }
+        settings.wal = sources[0];
+        if sources.iter().any(|&wal| wal != settings.wal) {
+            return Err(Error::InvalidRelay(
+                "the channels mix durable and WAL watches: run one relay for each kind".into(),
+            ));
+        }
+        if settings.wal {
+            crate::wal::slot_name(&settings.consumer)?;
         }
         let nats = Nats::connect(&settings.nats_url).await?;
         nats.check_jetstream(&settings.nats_url).await?;
@@ -309,6 +328,33 @@ impl RelayBuilder {
             settings: Arc::new(settings),
         })
     }
+}
+
+/// How many watches feed `channel`, how many of them durable, how many WAL watches (none
+/// before the extension had WAL delivery).
+async fn watches_of(
+    client: &tokio_postgres::Client,
+    channel: &str,
+) -> Result<(i64, i64, i64), Error> {
+    const QUERY: &str = "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE w.durable),
+                                pg_catalog.count(*) FILTER (WHERE w.delivery OPERATOR(pg_catalog.=) 'wal')
+                         FROM column_notify.watches w WHERE w.channel OPERATOR(pg_catalog.=) $1";
+    let row = match client.query_one(QUERY, &[&channel]).await {
+        Ok(row) => row,
+        // 42703: an extension without WAL delivery.
+        Err(error) if error.code().map(|code| code.code()) == Some("42703") => client
+            .query_one(
+                &QUERY.replace(
+                    "pg_catalog.count(*) FILTER (WHERE w.delivery OPERATOR(pg_catalog.=) 'wal')",
+                    "0::pg_catalog.int8",
+                ),
+                &[&channel],
+            )
+            .await
+            .map_err(Error::Query)?,
+        Err(error) => return Err(Error::Query(error)),
+    };
+    Ok((row.get(0), row.get(1), row.get(2)))
 }
 
 /// A channel is one subject token; the prefix one or more (`a.b`). None may be empty or

@@ -53,18 +53,17 @@ impl ChannelRelay {
             match outcome {
                 Ok(()) => return,
                 Err((error, progressed)) => {
-                    if progressed {
-                        retries = Retries::new(self.settings.backoff);
-                    }
-                    let retry_in = retries.fail();
-                    self.settings.report(RelayReport::Restarting {
-                        channel: self.channel.clone(),
-                        error: error.to_string(),
-                        retry_in,
-                    });
-                    tokio::select! {
-                        () = tokio::time::sleep(retry_in) => {}
-                        () = stop_requested(&mut self.stop) => return,
+                    let settings = Arc::clone(&self.settings);
+                    let restart = restart_after(
+                        &settings,
+                        &mut self.stop,
+                        &mut retries,
+                        &self.channel,
+                        error,
+                        progressed,
+                    );
+                    if !restart.await {
+                        return;
                     }
                 }
             }
@@ -98,6 +97,14 @@ impl ChannelRelay {
         .connect()
         .await
         .map_err(failed(*relayed_here))?;
+        let last = last
+            .map(|(sequence, id)| {
+                event_id_of(&id)
+                    .map(|event_id| (sequence, event_id))
+                    .ok_or_else(|| not_relayed(&subject, sequence))
+            })
+            .transpose()
+            .map_err(failed(*relayed_here))?;
         let mut last_event = 0;
         if let Some((_, event_id)) = last {
             let position = consumer
@@ -190,8 +197,59 @@ impl ChannelRelay {
     }
 }
 
+/// After a failed run of `what` (a channel, or the WAL watches' channels): reports it and
+/// waits the backoff (started anew when the run had published something). False when the
+/// relay is told to stop meanwhile.
+pub(super) async fn restart_after(
+    settings: &Settings,
+    stop: &mut watch::Receiver<bool>,
+    retries: &mut Retries,
+    what: &str,
+    error: Error,
+    progressed: bool,
+) -> bool {
+    if progressed {
+        *retries = Retries::new(settings.backoff);
+    }
+    let retry_in = retries.fail();
+    settings.report(RelayReport::Restarting {
+        channel: what.to_owned(),
+        error: error.to_string(),
+        retry_in,
+    });
+    tokio::select! {
+        () = tokio::time::sleep(retry_in) => true,
+        () = stop_requested(stop) => false,
+    }
+}
+
 /// Resolves once the relay is told to stop (or is gone).
-async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+pub(super) async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     // The guard the wait returns is dropped at once: it must not be held across an await.
     drop(stop.wait_for(|stop| *stop).await);
+}
+
+/// The event id of a `Nats-Msg-Id` of the form `<channel>:<event_id>`.
+fn event_id_of(message_id: &str) -> Option<i64> {
+    message_id.rsplit_once(':')?.1.parse().ok()
+}
+
+fn not_relayed(subject: &str, sequence: u64) -> Error {
+    Error::Nats(format!(
+        "the last message on {subject} (sequence {sequence}) has no Nats-Msg-Id \
+         <channel>:<event_id>: it was not published by a relay"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_name_the_channel_and_the_event() {
+        assert_eq!(event_id_of("orders:42"), Some(42));
+        assert_eq!(event_id_of("a:b:7"), Some(7));
+        assert_eq!(event_id_of("orders"), None);
+        assert_eq!(event_id_of("orders:x"), None);
+    }
 }

@@ -104,26 +104,21 @@ impl Nats {
         }
     }
 
-    /// The stream sequence and event id of the last message on `subject`, if any.
+    /// The stream sequence and `Nats-Msg-Id` (empty when it has none) of the last message
+    /// on `subject`, if any.
     pub(super) async fn last_on_subject(
         &self,
         stream: &Stream,
         subject: &str,
-    ) -> Result<Option<(u64, i64)>, Error> {
+    ) -> Result<Option<(u64, String)>, Error> {
         match stream.get_last_raw_message_by_subject(subject).await {
             Ok(message) => {
-                let event_id = message
+                let id = message
                     .headers
                     .get(async_nats::header::NATS_MESSAGE_ID)
-                    .and_then(|id| event_id_of(id.as_str()))
-                    .ok_or_else(|| {
-                        Error::Nats(format!(
-                            "the last message on {subject} (sequence {}) has no Nats-Msg-Id \
-                             <channel>:<event_id>: it was not published by a relay",
-                            message.sequence
-                        ))
-                    })?;
-                Ok(Some((message.sequence, event_id)))
+                    .map(|id| id.as_str().to_owned())
+                    .unwrap_or_default();
+                Ok(Some((message.sequence, id)))
             }
             Err(error) => match error.kind() {
                 LastRawMessageErrorKind::NoMessageFound => Ok(None),
@@ -153,11 +148,6 @@ impl Nats {
             .await
             .map_err(|error| Error::Nats(format!("publishing to {subject}: {error}")))
     }
-}
-
-/// The event id of a `Nats-Msg-Id` of the form `<channel>:<event_id>`.
-fn event_id_of(message_id: &str) -> Option<i64> {
-    message_id.rsplit_once(':')?.1.parse().ok()
 }
 
 /// Whether the stream subject `filter` takes every subject under `wanted` (`<prefix>.>`).
@@ -196,13 +186,5 @@ mod tests {
         ] {
             assert!(!covers(filter, "column_notify.>"), "{filter}");
         }
-    }
-
-    #[test]
-    fn message_ids_name_the_channel_and_the_event() {
-        assert_eq!(event_id_of("orders:42"), Some(42));
-        assert_eq!(event_id_of("a:b:7"), Some(7));
-        assert_eq!(event_id_of("orders"), None);
-        assert_eq!(event_id_of("orders:x"), None);
     }
 }

@@ -5,7 +5,7 @@
 //! stream) and makes a [`Relay`]; [`leadership`] is the PostgreSQL session lock that makes
 //! one relay of a consumer the active one; [`channel`] relays one channel (resynchronise
 //! with the stream, read the log, publish, acknowledge); [`jetstream`] is the NATS side;
-//! [`report`] is what a relay tells about itself.
+//! [`report`] is what a relay tells about itself; [`wal_source`] relays WAL watches.
 //!
 //! # Exactly once into the stream
 //!
@@ -22,12 +22,22 @@
 //!   connection in order, so what reached the stream is always a prefix of what was sent.
 //!   A lost connection ends the pipeline; the next one starts with the stream's last
 //!   message again.
+//!
+//! # WAL watches as the source
+//!
+//! When the channels are those of WAL watches, [`wal_source`] reads them all from the
+//! consumer's replication slot, in commit order, and keys each message by that order
+//! (`Nats-Msg-Id: <channel>:<commit>:<position>`). The slot's confirmed position moves only
+//! past messages JetStream acknowledged (or found in the stream); before publishing, the
+//! relay reads each subject's last message and skips what the slot sends again up to it,
+//! so a crash never publishes a message twice either.
 
 mod builder;
 mod channel;
 mod jetstream;
 mod leadership;
 mod report;
+mod wal_source;
 
 pub use builder::{Relay, RelayBuilder, DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, DEFAULT_WINDOW};
 pub use report::RelayReport;

@@ -54,6 +54,21 @@ pub enum RelayReport {
         /// Events this relay published on the channel since it started.
         relayed: u64,
     },
+    /// The stream already held messages of a WAL watch's channel that the consumer's slot
+    /// sent again (published just before a crash): they are not published again.
+    WalResynchronised {
+        /// The channel.
+        channel: String,
+        /// The first message skipped, as its `Nats-Msg-Id`.
+        up_to: String,
+    },
+    /// Every message the WAL watches' slot held so far is in the stream.
+    WalCaughtUp {
+        /// The position confirmed to the server.
+        confirmed: crate::wal::WalPosition,
+        /// Messages this relay published since it started.
+        relayed: u64,
+    },
     /// Events of the channel's log not yet in the stream.
     Lag {
         /// The channel.
@@ -113,6 +128,13 @@ impl fmt::Display for RelayReport {
                 f,
                 "{channel}: caught up at event {event_id} ({relayed} relayed)"
             ),
+            Self::WalResynchronised { channel, up_to } => write!(
+                f,
+                "{channel}: the stream already holds {up_to} and what came before; continuing after it"
+            ),
+            Self::WalCaughtUp { confirmed, relayed } => {
+                write!(f, "caught up, confirmed up to {confirmed} ({relayed} relayed)")
+            }
             Self::Lag { channel, events } => write!(f, "{channel}: lag {events} events"),
             Self::Restarting {
                 channel,

@@ -74,3 +74,29 @@ pub fn signal(child: &std::process::Child, signal: &str) {
         .unwrap();
     assert!(sent.success(), "kill -{signal}");
 }
+
+/// A child process killed (and reaped) when dropped, however the test ends: a failing test
+/// leaves no consumer or relay behind to hold a slot or a lock in the next run.
+pub struct ChildGuard(pub std::process::Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

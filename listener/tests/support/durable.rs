@@ -1,4 +1,4 @@
-//! A database with a durable watch on `items`, writers that change it concurrently (across
+//! A database with a durable (or WAL) watch on `items`, writers that change it concurrently (across
 //! lost connections), and the checks on what a consumer received.
 
 use std::sync::atomic::Ordering;
@@ -21,12 +21,21 @@ impl DurableDatabase {
     /// Drops `pgcn_durable_<name>` if it exists, and creates it afresh (as the integration
     /// tests' [`TestDatabase`] does).
     pub async fn create(name: &str, keys: i32) -> DurableDatabase {
+        Self::create_watched(&format!("durable_{name}"), keys, "durable => true").await
+    }
+
+    /// The same table with a WAL watch (`delivery => 'wal'`) instead, in `pgcn_wal_<name>`.
+    pub async fn create_wal(name: &str, keys: i32) -> DurableDatabase {
+        Self::create_watched(&format!("wal_{name}"), keys, "delivery => 'wal'").await
+    }
+
+    async fn create_watched(database: &str, keys: i32, options: &str) -> DurableDatabase {
         let TestDatabase { url, client } = TestDatabase::with_schema(
-            &format!("durable_{name}"),
+            database,
             &format!(
                 "CREATE TABLE items (id int PRIMARY KEY, version int NOT NULL, value text);
                  INSERT INTO items SELECT g, 0, '' FROM generate_series(1, {keys}) g;
-                 SELECT watch_column('items', 'version', 'items', durable => true);"
+                 SELECT watch_column('items', 'version', 'items', {options});"
             ),
         )
         .await;
@@ -36,9 +45,14 @@ impl DurableDatabase {
     /// Every change committed so far, as (id, version): all versions up to each row's
     /// current one.
     pub async fn committed(&self) -> std::collections::BTreeSet<(i32, i32)> {
+        self.committed_in("items").await
+    }
+
+    /// [`DurableDatabase::committed`] of another table of the same columns.
+    pub async fn committed_in(&self, table: &str) -> std::collections::BTreeSet<(i32, i32)> {
         let rows = self
             .client
-            .query("SELECT id, version FROM items", &[])
+            .query(&format!("SELECT id, version FROM {table}"), &[])
             .await
             .unwrap();
         rows.iter()
@@ -161,5 +175,25 @@ pub fn assert_in_order(run: &[(i64, (i32, i32))]) {
             version > previous,
             "row {id}: version {version} (event {event_id}) after {previous}"
         );
+    }
+}
+
+/// The test's database, reached again once the server accepts connections.
+pub async fn db_after_restart(url: &str) -> DurableDatabase {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match column_notify_listener::connect_client(url, &Default::default()).await {
+            Ok(client) => {
+                return DurableDatabase {
+                    url: url.to_string(),
+                    client,
+                }
+            }
+            Err(error) if std::time::Instant::now() < deadline => {
+                println!("waiting for the server: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("the server did not come back: {error}"),
+        }
     }
 }

@@ -17,7 +17,7 @@ pub mod server;
 
 pub use cli::*;
 pub use durable::*;
-pub use integration_tests::{server_url, TestDatabase};
+pub use integration_tests::{server_url, TestDatabase, Xorshift};
 pub use listening::*;
 pub use nats::*;
 pub use payloads::*;

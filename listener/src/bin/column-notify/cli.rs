@@ -56,10 +56,19 @@ pub enum Command {
     /// "payload"} lines; what is printed is acknowledged once written and flushed (after each
     /// batch, and at exit). Delivery is at least once: after a crash or a kill, events printed
     /// but not yet acknowledged (at most one batch) are printed again by the next run.
+    ///
+    /// For WAL watches (delivery => 'wal'), --consumer NAME reads the consumer's replication
+    /// slot (column_notify_<NAME>, made on first use; one or more channels) as
+    /// {"channel", "position", "commit", "payload"} lines: where the message is in the WAL and
+    /// where its transaction's commit ends. Each is acknowledged once printed; a transaction
+    /// is confirmed to the server once all its lines are, and a new run resumes after the
+    /// last confirmed one.
     Listen(ListenArgs),
+    /// Drop the WAL consumer NAME: its replication slot, and the WAL the slot kept.
+    DropConsumer(DropConsumerArgs),
     /// Show the watches of the database (the column_watches view) and how full the
     /// server's notification queue is.
-    Watches,
+    Watches(WatchesArgs),
     /// Show how full the server's NOTIFY queue is, the sessions idle in a transaction (a
     /// listener among them keeps the queue from being cleaned), and the durable channels'
     /// backlog.
@@ -70,17 +79,24 @@ pub enum Command {
     /// position moves only past events JetStream acknowledged. Another relay with the same
     /// --consumer waits as a standby and takes over when this one ends. States go to stderr;
     /// SIGINT or SIGTERM exit with status 0 once the events in flight are acknowledged.
+    ///
+    /// CHANNELs of WAL watches (delivery => 'wal') are read from the consumer's replication
+    /// slot instead, all of them in one stream, and published in commit order with header
+    /// Nats-Msg-Id: <channel>:<commit>:<position>; what the slot sends again after a crash
+    /// and the stream already holds is not published twice.
     Relay(RelayArgs),
 }
 
 /// The arguments of `relay`.
 #[derive(Debug, Args)]
 pub struct RelayArgs {
-    /// Channels of durable watches to relay (each becomes one subject token)
+    /// Channels of durable watches, or of WAL watches, to relay (each becomes one subject
+    /// token)
     #[arg(value_name = "CHANNEL", required = true)]
     pub channels: Vec<String>,
 
-    /// The durable consumer the relay reads as (its position is the relay's progress)
+    /// The durable (or WAL) consumer the relay reads as (its position is the relay's
+    /// progress)
     #[arg(long, value_name = "NAME", required = true)]
     pub consumer: String,
 
@@ -105,6 +121,23 @@ pub struct RelayArgs {
     pub batch_size: usize,
 }
 
+/// The arguments of `drop-consumer`.
+#[derive(Debug, Args)]
+pub struct DropConsumerArgs {
+    /// The WAL consumer to drop
+    #[arg(value_name = "NAME")]
+    pub consumer: String,
+}
+
+/// The arguments of `watches`.
+#[derive(Debug, Args)]
+pub struct WatchesArgs {
+    /// Print the view's rows as one JSON array (as PostgreSQL's json_agg writes them), and
+    /// nothing else
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// The arguments of `listen`.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
@@ -113,16 +146,44 @@ pub struct ListenArgs {
     pub channels: Vec<String>,
 
     /// Most notifications held in memory while stdout is slow
-    #[arg(long, value_name = "EVENTS", default_value_t = DEFAULT_BUFFER)]
+    #[arg(long, value_name = "EVENTS", default_value_t = DEFAULT_BUFFER, value_parser = positive)]
     pub buffer: usize,
 
     /// Read the durable watch's event log as this named consumer: replay what it has not
     /// acknowledged, then follow live events (at-least-once: duplicates after a crash)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = non_empty)]
     pub consumer: Option<String>,
 
     /// With --consumer, the most events read (and held) at once; also the most printed
     /// again after a crash
-    #[arg(long, value_name = "EVENTS", default_value_t = DEFAULT_BATCH_SIZE, requires = "consumer")]
+    #[arg(long, value_name = "EVENTS", default_value_t = DEFAULT_BATCH_SIZE, requires = "consumer", value_parser = positive)]
     pub batch_size: usize,
+
+    /// Print each payload exactly as received, one per line (a batch as one line), without
+    /// the channel and the rest of the JSON line
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Exit (status 0) once N changes are printed; with --consumer, once they are
+    /// acknowledged
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub count: Option<usize>,
+}
+
+/// A number of at least 1.
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("it must be at least 1".to_owned()),
+        Ok(number) => Ok(number),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// A name that is not empty.
+fn non_empty(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("it must not be empty".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
 }

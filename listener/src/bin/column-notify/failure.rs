@@ -58,6 +58,9 @@ impl From<Error> for Failure {
                 | Error::NotDurable { .. }
                 | Error::NoJetStream(_)
                 | Error::StreamSubjects { .. }
+                | Error::InvalidConsumer(_)
+                | Error::NotWal { .. }
+                | Error::WalLevel(_)
         );
         Failure {
             message: error.to_string(),

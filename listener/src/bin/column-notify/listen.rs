@@ -1,26 +1,81 @@
 //! `column-notify listen`: notifications (or, with `--consumer`, the events of a durable
-//! watch) as JSON lines, connection changes on stderr.
+//! watch or the messages of WAL watches) as JSON lines, connection changes on stderr.
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::io::{self, Write};
 use std::pin::Pin;
 
 use column_notify_listener::{
-    skipped_before, split_batch_str, ConnectionEvent, DurableConsumer, Listener, Notification,
-    RawDurableEvent, RawEvent, TlsVerification,
+    connect_client, skipped_before, split_batch_str, ConnectionEvent, DurableConsumer, Listener,
+    Notification, RawDurableEvent, RawEvent, RawWalEvent, TlsVerification, WalConsumer,
 };
 use serde_json::value::RawValue;
 
 use crate::cli::ListenArgs;
 use crate::failure::Failure;
+use crate::output;
 
 type Interrupt = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
 
+/// What `listen` prints (JSON lines, or `--raw` payloads), and when it has printed enough
+/// (`--count`).
+struct Printer {
+    raw: bool,
+    left: Option<usize>,
+}
+
+/// How printing one line went.
+#[derive(PartialEq, Eq)]
+enum Printed {
+    /// Printed; go on.
+    More,
+    /// Printed, and it was the last `--count` asked for.
+    Enough,
+    /// Not printed: stdout is closed.
+    Closed,
+}
+
+impl Printer {
+    fn new(args: &ListenArgs) -> Self {
+        Self {
+            raw: args.raw,
+            left: args.count,
+        }
+    }
+
+    /// Prints `line`, or the payload as received with `--raw`.
+    fn print(&mut self, line: impl FnOnce() -> String, payload: &str) -> Result<Printed, Failure> {
+        let printed = if self.raw {
+            output::line(payload)?
+        } else {
+            output::line(&line())?
+        };
+        if !printed {
+            return Ok(Printed::Closed);
+        }
+        match self.left.as_mut() {
+            Some(left) => {
+                *left -= 1;
+                Ok(if *left == 0 {
+                    Printed::Enough
+                } else {
+                    Printed::More
+                })
+            }
+            None => Ok(Printed::More),
+        }
+    }
+}
+
 pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<(), Failure> {
     if let Some(consumer) = args.consumer.clone() {
-        return durable(url, tls, args, consumer).await;
+        return if delivers_through_wal(url, &tls, &args.channels).await? {
+            wal(url, tls, args, consumer).await
+        } else {
+            durable(url, tls, args, consumer).await
+        };
     }
+    let mut printer = Printer::new(&args);
     let mut listener = Listener::builder(url)
         .channels(args.channels)
         .buffer(args.buffer)
@@ -42,8 +97,13 @@ pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<()
                     };
                     eprintln!("column-notify: {}", describe(&gap));
                 }
-                for line in notification_lines(&notification) {
-                    if !print(&line)? {
+                let lines = if printer.raw {
+                    vec![String::new()]
+                } else {
+                    notification_lines(&notification)
+                };
+                for line in lines {
+                    if printer.print(|| line, &notification.payload)? != Printed::More {
                         return Ok(());
                     }
                 }
@@ -63,6 +123,7 @@ async fn durable(
     args: ListenArgs,
     name: String,
 ) -> Result<(), Failure> {
+    let mut printer = Printer::new(&args);
     let [channel] = <[String; 1]>::try_from(args.channels).map_err(|channels| {
         Failure::new(format!(
             "--consumer reads the event log of one channel, not {}",
@@ -84,18 +145,22 @@ async fn durable(
     while let Some(event) = until_interrupted(&mut interrupt, consumer.recv_raw()).await? {
         match event? {
             RawDurableEvent::Event(event) => {
-                let payload = match serde_json::from_str::<&RawValue>(&event.payload) {
-                    Ok(payload) => one_line(payload.get()),
-                    Err(_) => Cow::Owned(json_string(&event.payload)),
+                let line = || {
+                    format!(
+                        r#"{{"channel":{},"event_id":{},"payload":{}}}"#,
+                        json_string(consumer.channel()),
+                        event.event_id,
+                        payload_json(&event.payload),
+                    )
                 };
-                let line = format!(
-                    r#"{{"channel":{},"event_id":{},"payload":{payload}}}"#,
-                    json_string(consumer.channel()),
-                    event.event_id,
-                );
-                if !print(&line)? {
+                match printer.print(line, &event.payload)? {
                     // Not printed: left unacknowledged for the next run.
-                    return Ok(());
+                    Printed::Closed => return Ok(()),
+                    Printed::Enough => {
+                        consumer.ack(event.event_id).await?;
+                        return Ok(());
+                    }
+                    Printed::More => {}
                 }
                 if consumer.buffered() == 0 {
                     consumer.ack(event.event_id).await?;
@@ -108,6 +173,78 @@ async fn durable(
     }
     // Interrupted: everything yielded was printed; acknowledge the rest of the batch.
     consumer.ack_delivered().await?;
+    Ok(())
+}
+
+/// Whether the channels' watches are WAL watches (as the catalog says); a version of the
+/// extension without WAL delivery has none.
+async fn delivers_through_wal(
+    url: &str,
+    tls: &TlsVerification,
+    channels: &[String],
+) -> Result<bool, Failure> {
+    let client = connect_client(url, tls).await?;
+    let found = client
+        .query_one(
+            "SELECT pg_catalog.bool_or(w.delivery = 'wal') FROM column_notify.watches w
+             WHERE w.channel = ANY($1)",
+            &[&channels],
+        )
+        .await;
+    match found {
+        Ok(row) => Ok(row.get::<_, Option<bool>>(0).unwrap_or(false)),
+        Err(error) if error.code().map(|code| code.code()) == Some("42703") => Ok(false),
+        Err(error) => Err(column_notify_listener::Error::Query(error).into()),
+    }
+}
+
+/// `listen CHANNEL... --consumer NAME` for WAL watches: what the consumer's slot holds
+/// after its confirmed position, then live messages; each acknowledged once printed.
+async fn wal(
+    url: &str,
+    tls: TlsVerification,
+    args: ListenArgs,
+    name: String,
+) -> Result<(), Failure> {
+    let mut printer = Printer::new(&args);
+    let mut consumer = WalConsumer::builder(url, name)
+        .channels(args.channels.iter().cloned())
+        .tls_verification(tls)
+        .connect()
+        .await?;
+    eprintln!(
+        "column-notify: connected; reading {} as consumer {} (slot {}), from its confirmed position",
+        args.channels.join(", "),
+        consumer.consumer(),
+        consumer.slot()
+    );
+    let mut interrupt: Interrupt = Box::pin(interrupted());
+    while let Some(event) = until_interrupted(&mut interrupt, consumer.recv_raw()).await? {
+        match event? {
+            RawWalEvent::Message(message) => {
+                let line = || {
+                    format!(
+                        r#"{{"channel":{},"position":"{}","commit":"{}","payload":{}}}"#,
+                        json_string(&message.channel),
+                        message.position,
+                        message.commit_end,
+                        payload_json(&message.payload),
+                    )
+                };
+                let printed = printer.print(line, &message.payload)?;
+                if printed == Printed::Closed {
+                    break;
+                }
+                consumer.ack(&message);
+                if printed == Printed::Enough {
+                    break;
+                }
+            }
+            RawWalEvent::Connection(event) => eprintln!("column-notify: {}", describe(&event)),
+        }
+    }
+    // The last confirmation goes with the stream's last status update.
+    consumer.close().await;
     Ok(())
 }
 
@@ -157,20 +294,17 @@ fn one_line(json: &str) -> Cow<'_, str> {
     }
 }
 
+/// A payload as the JSON text it is, on one line; a string where it is not JSON.
+fn payload_json(payload: &str) -> Cow<'_, str> {
+    match serde_json::from_str::<&RawValue>(payload) {
+        Ok(json) => one_line(json.get()),
+        Err(_) => Cow::Owned(json_string(payload)),
+    }
+}
+
 /// `text` as a JSON string.
 fn json_string(text: &str) -> String {
     serde_json::to_string(text).expect("a string serialises")
-}
-
-/// Writes one line and flushes it. False when stdout is closed (a broken pipe).
-fn print(line: &str) -> Result<bool, Failure> {
-    let mut stdout = io::stdout().lock();
-    let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
-    match written {
-        Ok(()) => Ok(true),
-        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(error) => Err(Failure::new(format!("cannot write to stdout: {error}"))),
-    }
 }
 
 fn describe(event: &ConnectionEvent) -> String {

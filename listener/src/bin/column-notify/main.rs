@@ -4,6 +4,7 @@
 mod cli;
 mod failure;
 mod listen;
+mod output;
 mod relay;
 mod status;
 mod table;
@@ -45,9 +46,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         })?;
     match cli.command {
         Command::Listen(args) => listen::run(&url, tls, args).await,
-        Command::Watches => watches::run(&url, &tls).await,
+        Command::Watches(args) => watches::run(&url, &tls, args.json).await,
         Command::Status => status::run(&url, &tls).await,
         Command::Relay(args) => relay::run(&url, tls, args).await,
+        Command::DropConsumer(args) => drop_consumer(&url, &tls, &args.consumer).await,
+    }
+}
+
+/// `drop-consumer NAME`: the WAL consumer's slot goes.
+async fn drop_consumer(
+    url: &str,
+    tls: &column_notify_listener::TlsVerification,
+    consumer: &str,
+) -> Result<(), Failure> {
+    if column_notify_listener::WalConsumer::drop_consumer(url, consumer, tls).await? {
+        output::line(&format!(
+            "dropped WAL consumer {consumer} (slot {})",
+            column_notify_listener::slot_name(consumer)?
+        ))?;
+        Ok(())
+    } else {
+        Err(Failure::new(format!("there is no WAL consumer {consumer}")))
     }
 }
 

@@ -1,5 +1,5 @@
-//! `column-notify relay`: durable events into NATS JetStream, a thin wrapper around the
-//! crate's [`Relay`]; its reports are the state lines on stderr.
+//! `column-notify relay`: durable events (or WAL watches' messages) into NATS JetStream, a
+//! thin wrapper around the crate's [`Relay`]; its reports are the state lines on stderr.
 
 use column_notify_listener::{Relay, TlsVerification};
 use tokio::sync::mpsc;

@@ -4,6 +4,7 @@
 use column_notify_listener::{connect_client, Error, TlsVerification};
 
 use crate::failure::Failure;
+use crate::output;
 use crate::table::Table;
 
 /// Sessions inside a transaction that do nothing: one of them that ran LISTEN keeps the
@@ -30,8 +31,9 @@ pub async fn run(url: &str, tls: &TlsVerification) -> Result<(), Failure> {
     let usage: f64 = row.get(0);
     let limit: Option<String> = row.get(1);
     let has_backlog: bool = row.get(2);
-    println!(
-        "notification queue usage: {:.4}% (watches hold notifications back above {})",
+    // Written at once at the end: a pipe closed early ends the command quietly.
+    let mut text = format!(
+        "notification queue usage: {:.4}% (watches hold notifications back above {})\n",
         usage * 100.0,
         match limit.as_deref() {
             Some(limit) if !limit.is_empty() => format!("{limit} of it"),
@@ -41,22 +43,25 @@ pub async fn run(url: &str, tls: &TlsVerification) -> Result<(), Failure> {
 
     let idle = Table::of_query(&client, IDLE_IN_TRANSACTION).await?;
     if idle.rows.is_empty() {
-        println!("\nno session is idle in a transaction");
+        text.push_str("\nno session is idle in a transaction\n");
     } else {
-        print!(
+        text.push_str(&format!(
             "\nsessions idle in a transaction (one that ran LISTEN keeps the queue from being \
              cleaned; end it, or pg_terminate_backend(pid)):\n{idle}"
-        );
+        ));
     }
 
     if has_backlog {
         let backlog =
             Table::of_query(&client, "SELECT * FROM event_backlog ORDER BY channel").await?;
         if backlog.rows.is_empty() {
-            println!("\nno durable events waiting");
+            text.push_str("\nno durable events waiting\n");
         } else {
-            print!("\ndurable channels (events kept, slowest consumer):\n{backlog}");
+            text.push_str(&format!(
+                "\ndurable channels (events kept, slowest consumer):\n{backlog}"
+            ));
         }
     }
+    output::write(&text)?;
     Ok(())
 }

@@ -1,0 +1,25 @@
+//! Standard output for commands whose output may go to a pipe that closes early
+//! (`column-notify watches | head -2`): a closed pipe ends the command quietly, with status 0,
+//! where `print!` would panic.
+
+use std::io::{self, Write};
+
+use crate::failure::Failure;
+
+/// Writes `text` and flushes it. False when stdout is closed (a broken pipe).
+pub fn write(text: &str) -> Result<bool, Failure> {
+    let mut stdout = io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(Failure::new(format!("cannot write to stdout: {error}"))),
+    }
+}
+
+/// [`write`] of one line.
+pub fn line(text: &str) -> Result<bool, Failure> {
+    write(&format!("{text}\n"))
+}
