@@ -76,6 +76,20 @@ init_pgrx() {
     cargo pgrx init "${args[@]}" >/dev/null
 }
 
+# The consumers in other languages that the test suite runs (examples/python, examples/node).
+install_example_dependencies() {
+    if ! python3 -c 'import psycopg' 2>/dev/null; then
+        say "installing psycopg 3 for examples/python"
+        python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+            'psycopg[binary]>=3.1'
+    fi
+    if [ ! -d "$ROOT/examples/node/node_modules/pg" ]; then
+        say "installing pg from npm for examples/node"
+        (cd "$ROOT/examples/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+}
+
 install_packages
 install_cargo_pgrx
 init_pgrx
+install_example_dependencies
