@@ -16,7 +16,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 export DATABASE_URL
 
-cargo build -q --release -p column_notify_bench
+cargo build -q --release -p column_notify_bench -p column_notify_listener
 overhead=target/release/trigger-overhead
 
 # The relay's benchmark publishes into a nats-server of its own (JetStream, a temporary
@@ -68,6 +68,15 @@ results=bench/RESULTS.md
     "$overhead" --rows 100000 --runs 15 --markdown
     "$overhead" --rows 100000 --runs 7 --wide --markdown
     "$overhead" --rows 20000 --runs 9 --one-row-statements --markdown
+    echo "## Write throughput under concurrent writers"
+    echo
+    echo "pgbench, each transaction one \`UPDATE SET canceled = NOT canceled WHERE id = random\` on a"
+    echo "100,000-row table; ${PGCN_BENCH_ROUNDS:-3} rounds of ${PGCN_BENCH_SECONDS:-5} s per variant, the variants alternating; every variant"
+    echo "first with no consumer, then ours again with their consumer running (\`column-notify listen\`"
+    echo "on the same 2 cores; a WAL consumer's slot decodes the database's whole WAL). NOTIFY"
+    echo "serialises the commits of notifying transactions; WAL messages do not."
+    echo
+    bash bench/concurrency.sh --markdown
     echo "## End to end"
     echo
     target/release/end-to-end --markdown

@@ -2,14 +2,17 @@
 //! `UPDATE t SET canceled = NOT canceled` over every row of identical tables that differ
 //! only in their trigger (none, the reference plpgsql trigger, contrib tcn, ours with its
 //! options, ours watching a column the update leaves alone, which fires and compares but
-//! sends nothing, and ours with a row filter that turns every change down). The variants alternate within each round; the report gives medians and
-//! ratios, never a lone absolute time, because this machine is shared and noisy.
+//! sends nothing, ours with a row filter that turns every change down, ours and plpgsql
+//! writing WAL messages instead of NOTIFY). The variants alternate within each round; the
+//! report gives medians and ratios, never a lone absolute time, because this machine is
+//! shared and noisy.
 //!
 //! With `--one-row-statements`, the rows are changed by as many one-row UPDATE statements
 //! (in one transaction, from a DO block), which is what an application mostly does.
 //!
 //! Usage: trigger-overhead [--rows N] [--runs N] [--wide] [--one-row-statements] [--markdown]
-//! Needs DATABASE_URL, the extension installed, and contrib (for tcn).
+//! Needs DATABASE_URL, the extension installed, contrib (for tcn) and `wal_level = logical`
+//! (for the WAL variants).
 
 use std::time::{Duration, Instant};
 
@@ -91,6 +94,18 @@ const VARIANTS: &[Variant] = &[
         table: "bench_durable",
         install: "SELECT watch_column('{table}', 'canceled', 'bench_durable', durable => true)",
     },
+    Variant {
+        label: "pg_column_notify, delivery => 'wal'",
+        table: "bench_wal",
+        install: "SELECT watch_column('{table}', 'canceled', 'bench_wal', delivery => 'wal')",
+    },
+    Variant {
+        label: "plpgsql, pg_logical_emit_message",
+        table: "bench_plpgsql_wal",
+        install: "CREATE TRIGGER reference AFTER UPDATE ON {table} FOR EACH ROW
+                  WHEN (OLD.canceled IS DISTINCT FROM NEW.canceled)
+                  EXECUTE PROCEDURE bench_reference_emit_message()",
+    },
 ];
 
 const REFERENCE_FUNCTION: &str = r#"
@@ -100,6 +115,17 @@ BEGIN
   IF (TG_OP = 'UPDATE') AND (OLD.canceled != NEW.canceled) THEN
     payload := json_build_object('id',OLD.id,'old',row_to_json(OLD),'new',row_to_json(NEW));
     PERFORM pg_notify('bench_reference', payload);
+  END IF;
+  RETURN NEW;
+END;
+$trigger$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION bench_reference_emit_message() RETURNS trigger AS $trigger$
+DECLARE payload TEXT;
+BEGIN
+  IF (TG_OP = 'UPDATE') AND (OLD.canceled != NEW.canceled) THEN
+    payload := json_build_object('id',OLD.id,'old',row_to_json(OLD),'new',row_to_json(NEW));
+    PERFORM pg_logical_emit_message(true, 'bench_reference', payload);
   END IF;
   RETURN NEW;
 END;
