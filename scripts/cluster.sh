@@ -83,9 +83,60 @@ max_wal_senders = 32
 CONF
 }
 
+# TLS with a CA of the cluster's own (the server's certificate names localhost and
+# 127.0.0.1; a client certificate for the role column_notify_cert; an unrelated CA), and two
+# roles that authenticate: column_notify_password with a password, column_notify_cert with
+# its certificate. The connection tests create the roles; everyone else keeps trust.
+add_tls() {
+    grep -q '^ssl = on' "$PGDATA/postgresql.conf" && return
+    local tls="$CLUSTER_DIR/tls"
+    as_owner mkdir -p "$tls"
+    (
+        cd "$tls"
+        make_ca() {
+            as_owner openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$2" \
+                -keyout "$1.key" -out "$1.crt" 2>/dev/null
+        }
+        signed() {
+            local name="$1" subject="$2" names="$3"
+            as_owner openssl req -newkey rsa:2048 -nodes -subj "/CN=$subject" \
+                -keyout "$name.key" -out "$name.csr" 2>/dev/null
+            printf '%s' "$names" | as_owner tee "$name.ext" >/dev/null
+            as_owner openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key \
+                -CAcreateserial -days 3650 -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+        }
+        make_ca ca "pg_column_notify test CA"
+        make_ca other-ca "an unrelated CA"
+        signed server localhost "subjectAltName=DNS:localhost,IP:127.0.0.1"
+        signed client column_notify_cert "extendedKeyUsage=clientAuth"
+        as_owner chmod 600 ./*.key
+    )
+    cat <<CONF | as_owner tee -a "$PGDATA/postgresql.conf" >/dev/null
+# TLS for the connection tests.
+ssl = on
+ssl_cert_file = '$tls/server.crt'
+ssl_key_file = '$tls/server.key'
+ssl_ca_file = '$tls/ca.crt'
+CONF
+    local hba="$PGDATA/pg_hba.conf"
+    {
+        printf '%s\n' "# The connection tests' roles; everyone else: trust (below)." \
+            "local all column_notify_password scram-sha-256" \
+            "host all column_notify_password 127.0.0.1/32 scram-sha-256" \
+            "hostssl all column_notify_cert 127.0.0.1/32 cert" \
+            "host all column_notify_cert 127.0.0.1/32 reject"
+        cat "$hba"
+    } | as_owner tee "$hba.new" >/dev/null
+    as_owner mv "$hba.new" "$hba"
+    if is_running; then
+        as_owner "$BINDIR/pg_ctl" -D "$PGDATA" reload >/dev/null
+    fi
+}
+
 start() {
     init_cluster
     add_logical_decoding
+    add_tls
     if is_running; then
         return
     fi

@@ -1,14 +1,15 @@
-//! An ordinary query connection, with the listener's URL and TLS rules.
+//! An ordinary query connection, with the listener's connection string and TLS rules.
 
 use std::time::Duration;
 
 use tokio_postgres::Client;
 
+use crate::conninfo::Target;
 use crate::error::Error;
-use crate::tls::{self, TlsVerification};
+use crate::tls::TlsVerification;
 
 /// Opens an ordinary connection for queries (to resynchronise after a gap, or to read the
-/// watches), with the same URL and TLS rules as a [`Listener`](crate::Listener).
+/// watches), with the same connection string and TLS rules as a [`Listener`](crate::Listener).
 ///
 /// A spawned task drives the connection; it closes when the client is dropped. A lost
 /// connection shows as an error from the client's next query. Must be called inside a Tokio
@@ -39,10 +40,11 @@ pub async fn connect_client(url: &str, verification: &TlsVerification) -> Result
     Ok(client)
 }
 
-/// Connects, with a 10 s timeout unless the URL sets one; returns the client and the future
-/// that drives the connection (it ends, with the reason, when the connection does).
+/// Connects, with a 10 s timeout unless the connection string sets one; returns the client
+/// and the future that drives the connection (it ends, with the reason, when the connection
+/// does).
 pub(crate) async fn open(
-    url: &str,
+    conninfo: &str,
     verification: &TlsVerification,
 ) -> Result<
     (
@@ -51,12 +53,13 @@ pub(crate) async fn open(
     ),
     Error,
 > {
-    let mut config: tokio_postgres::Config = url.parse().map_err(Error::InvalidUrl)?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
+    let mut target = Target::new(conninfo, verification)?;
+    if target.pg.get_connect_timeout().is_none() {
+        target.pg.connect_timeout(Duration::from_secs(10));
     }
-    config
-        .connect(tls::connector(verification)?)
+    target
+        .pg
+        .connect(target.tls.connector()?)
         .await
-        .map_err(Error::Connect)
+        .map_err(|error| target.explain(error))
 }

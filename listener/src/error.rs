@@ -21,9 +21,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The connection URL could not be parsed.
-    #[error("invalid database URL: {0}")]
-    InvalidUrl(#[source] tokio_postgres::Error),
+    /// The connection string could not be read (a mistake in the URI or keyword/value
+    /// form, an unknown keyword, a service that is not defined, an invalid value).
+    #[error("invalid connection string: {0}")]
+    InvalidConnectionString(String),
 
     /// No channel was given to listen to.
     #[error("no channel to listen to")]
@@ -46,8 +47,10 @@ pub enum Error {
     #[error("invalid batch size {0}: a batch holds from 1 to 2147483647 events")]
     InvalidBatchSize(usize),
 
-    /// The TLS settings could not be used (for example an unreadable certificate file).
-    #[error("TLS setup failed: {0}")]
+    /// The TLS settings could not be used (an unreadable certificate file, `verify-full`
+    /// without a root certificate), or the server's certificate was refused; the text says
+    /// which setting to change.
+    #[error("TLS: {0}")]
     Tls(String),
 
     /// The first connection to the server failed.

@@ -1,8 +1,9 @@
 //! Listen to the changes that the `pg_column_notify` extension sends, and never miss a lost
 //! event silently.
 //!
-//! A [`Listener`] connects to PostgreSQL (TLS with rustls when the URL says
-//! `sslmode=require`), runs `LISTEN` on one or more channels and yields a [`Stream`] of
+//! A [`Listener`] connects to PostgreSQL with what connects `psql` (a URI or keyword/value
+//! string, the `PG*` variables, `.pgpass`, a service file; TLS with rustls as `sslmode`
+//! says, see [`TlsVerification`]), runs `LISTEN` on one or more channels and yields a [`Stream`] of
 //! [`Event`]s: a [`Change`] decoded with serde, a payload that is not a change, or a
 //! [`ConnectionEvent`].
 //!
@@ -108,6 +109,7 @@
 mod backoff;
 mod change;
 mod client;
+mod conninfo;
 mod durable;
 mod error;
 mod live;

@@ -1,25 +1,40 @@
-//! TLS with rustls, used when the URL asks for it (`sslmode=require` or `prefer`).
+//! TLS with rustls, set up from the connection string's `sslmode`, `sslrootcert`, `sslcert`
+//! and `sslkey` as libpq sets it up, for tokio-postgres and for the replication protocol.
 
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::conninfo::ConnInfo;
 use crate::error::Error;
 
 /// How the server's certificate is checked when the connection uses TLS.
 ///
-/// TLS itself is chosen by the URL: `sslmode=disable` (no TLS), `prefer` (TLS when the server
-/// offers it; tokio-postgres' default) or `require` (TLS or fail).
+/// Whether TLS is used is the connection string's `sslmode`, as in libpq: `disable`,
+/// `allow` and `prefer` (the default: TLS when the server offers it), `require`,
+/// `verify-ca` and `verify-full` (TLS or fail). No TLS is tried on a Unix-domain socket.
 ///
 /// ```
 /// use column_notify_listener::{Listener, TlsVerification};
 ///
+/// // As libpq: a self-signed server certificate is accepted with sslmode=require; with
+/// // verify-full it must be signed by the CA in sslrootcert and name the host.
+/// let builder = Listener::builder(
+///     "postgres://app@db.example.com/app?sslmode=verify-full&sslrootcert=/etc/ssl/certs/db-ca.pem",
+/// )
+/// .channel("appointments_canceled_changed");
+/// # let _ = builder;
+/// // Or decided in code, whatever the connection string says:
 /// let builder = Listener::builder("postgres://app@db.example.com/app?sslmode=require")
 ///     .channel("appointments_canceled_changed")
 ///     .tls(TlsVerification::RootCertificates("/etc/ssl/certs/db-ca.pem".into()));
@@ -28,9 +43,16 @@ use crate::error::Error;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TlsVerification {
-    /// Verify the certificate and host name against the Mozilla root certificates
-    /// (the `webpki-roots` set). The default.
+    /// As libpq decides from the connection string (the default): `verify-full` checks the
+    /// certificate against `sslrootcert` (`~/.postgresql/root.crt` by default, `system` for
+    /// the Mozilla root certificates) and the host name, `verify-ca` the certificate only;
+    /// `require`, `prefer` and `allow` check nothing unless a root certificate file is
+    /// there, when they check as `verify-ca` does. A client certificate is sent from
+    /// `sslcert`/`sslkey` (`~/.postgresql/postgresql.crt` and `.key` when they exist).
     #[default]
+    ConnectionString,
+    /// Verify the certificate and host name against the Mozilla root certificates
+    /// (the `webpki-roots` set).
     WebPkiRoots,
     /// Verify the certificate and host name against the CA certificates of this PEM file.
     RootCertificates(PathBuf),
@@ -40,57 +62,344 @@ pub enum TlsVerification {
     NoVerification,
 }
 
-pub(crate) fn connector(verification: &TlsVerification) -> Result<MakeRustlsConnect, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|error| Error::Tls(error.to_string()))?;
-    let config = match verification {
-        TlsVerification::WebPkiRoots => {
-            let roots = RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            builder.with_root_certificates(roots).with_no_client_auth()
+/// Which certificates a server's is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Roots {
+    WebPki,
+    File(PathBuf),
+}
+
+/// How the server is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ServerCheck {
+    Nothing,
+    Certificate { roots: Roots, host_name: bool },
+}
+
+/// The TLS of one connection string: whether to use it, how to check the server, and the
+/// client certificate to present.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsPlan {
+    /// libpq's sslmode, for the replication protocol's own TLS.
+    mode: String,
+    check: ServerCheck,
+    client: Option<(PathBuf, PathBuf)>,
+}
+
+impl TlsPlan {
+    pub(crate) fn new(info: &ConnInfo, verification: &TlsVerification) -> Result<Self, Error> {
+        let mode = info.get("sslmode").unwrap_or("prefer");
+        if !SSL_MODES.contains(&mode) {
+            return Err(Error::InvalidConnectionString(format!(
+                "invalid sslmode value: \"{mode}\" (one of {})",
+                SSL_MODES.join(", ")
+            )));
         }
-        TlsVerification::RootCertificates(path) => {
-            let mut roots = RootCertStore::empty();
-            let unreadable = |error: &dyn std::fmt::Display| {
-                Error::Tls(format!("cannot read {}: {error}", path.display()))
-            };
-            for certificate in CertificateDer::pem_file_iter(path).map_err(|e| unreadable(&e))? {
-                let certificate = certificate.map_err(|e| unreadable(&e))?;
-                roots.add(certificate).map_err(|e| unreadable(&e))?;
+        let check = match verification {
+            TlsVerification::ConnectionString => check_of_mode(info, mode)?,
+            TlsVerification::WebPkiRoots => ServerCheck::Certificate {
+                roots: Roots::WebPki,
+                host_name: true,
+            },
+            TlsVerification::RootCertificates(path) => ServerCheck::Certificate {
+                roots: Roots::File(path.clone()),
+                host_name: true,
+            },
+            TlsVerification::NoVerification => ServerCheck::Nothing,
+        };
+        Ok(TlsPlan {
+            mode: mode.to_owned(),
+            check,
+            client: client_certificate(info)?,
+        })
+    }
+
+    /// The sslmode tokio-postgres knows that behaves as this one.
+    pub(crate) fn tokio_mode(&self, info: &ConnInfo) -> &'static str {
+        match self.mode.as_str() {
+            _ if info.only_sockets() => "disable",
+            "disable" => "disable",
+            "allow" | "prefer" => "prefer",
+            _ => "require",
+        }
+    }
+
+    pub(crate) fn connector(&self) -> Result<MakeRustlsConnect, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|error| Error::Tls(error.to_string()))?;
+        let builder = match &self.check {
+            ServerCheck::Nothing => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PartialCheck {
+                    chain: None,
+                    provider,
+                })),
+            ServerCheck::Certificate {
+                roots,
+                host_name: true,
+            } => builder.with_root_certificates(root_store(roots)?),
+            ServerCheck::Certificate {
+                roots,
+                host_name: false,
+            } => {
+                let chain = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(root_store(roots)?),
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|error| Error::Tls(error.to_string()))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(PartialCheck {
+                        chain: Some(chain),
+                        provider,
+                    }))
             }
-            if roots.is_empty() {
+        };
+        let config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some((certificate, key)) => {
+                let chain = read_certificates(certificate, "sslcert")?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|error| {
+                    Error::Tls(format!("cannot read sslkey \"{}\": {error}", key.display()))
+                })?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|error| Error::Tls(format!("sslcert and sslkey: {error}")))?
+            }
+        };
+        Ok(MakeRustlsConnect::new(config))
+    }
+
+    /// The same plan for the replication protocol's connection (pgwire-replication).
+    pub(crate) fn replication(&self, info: &ConnInfo) -> pgwire_replication::TlsConfig {
+        use pgwire_replication::TlsConfig;
+        let tls = match (&self.check, self.tokio_mode(info)) {
+            (_, "disable") => return TlsConfig::disabled(),
+            (ServerCheck::Nothing, "prefer") => TlsConfig {
+                mode: pgwire_replication::SslMode::Prefer,
+                ..TlsConfig::disabled()
+            },
+            (ServerCheck::Nothing, _) => TlsConfig::require(),
+            (ServerCheck::Certificate { roots, host_name }, _) => {
+                let file = match roots {
+                    Roots::WebPki => None,
+                    Roots::File(path) => Some(path.clone()),
+                };
+                if *host_name {
+                    TlsConfig::verify_full(file)
+                } else {
+                    TlsConfig::verify_ca(file)
+                }
+            }
+        };
+        let tls = tls.with_sni_hostname(info.first_host());
+        match &self.client {
+            Some((certificate, key)) => tls.with_client_cert(certificate, key),
+            None => tls,
+        }
+    }
+
+    /// A connection failure, with what to change when the server's certificate was refused.
+    pub(crate) fn explain(&self, info: &ConnInfo, error: tokio_postgres::Error) -> Error {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(cause) = source {
+            // tokio-rustls reports rustls' error inside an io::Error, whose source() skips it.
+            let inner = cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .map(|inner| inner as &(dyn std::error::Error + 'static));
+            for candidate in [Some(cause), inner].into_iter().flatten() {
+                if let Some(rustls::Error::InvalidCertificate(refusal)) =
+                    candidate.downcast_ref::<rustls::Error>()
+                {
+                    return Error::Tls(self.refusal_hint(info, refusal));
+                }
+            }
+            source = cause.source();
+        }
+        Error::Connect(error)
+    }
+
+    fn refusal_hint(&self, info: &ConnInfo, refusal: &CertificateError) -> String {
+        let roots = match &self.check {
+            ServerCheck::Certificate {
+                roots: Roots::File(path),
+                ..
+            } => format!("the CA certificates of \"{}\"", path.display()),
+            _ => "the Mozilla root certificates (sslrootcert=system)".to_owned(),
+        };
+        let way_out = match refusal {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!(
+                    "it does not name host \"{}\": connect with a name it holds, or use sslmode=verify-ca to check only who signed it",
+                    info.first_host()
+                )
+            }
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
+                "it is not signed by {roots}: set sslrootcert to the CA file that signed it, or use sslmode=require to encrypt without checking"
+            ),
+            _ => format!("checked against {roots}"),
+        };
+        format!("the server's certificate was refused ({refusal:?}); {way_out}")
+    }
+}
+
+const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+/// libpq's check for `sslmode` when nothing overrides it.
+fn check_of_mode(info: &ConnInfo, mode: &str) -> Result<ServerCheck, Error> {
+    let given = info.get("sslrootcert");
+    let roots = match given {
+        Some("system") => Some(Roots::WebPki),
+        Some(path) => Some(Roots::File(PathBuf::from(path))),
+        None => default_file("root.crt").map(Roots::File),
+    };
+    let host_name = match mode {
+        "verify-full" => true,
+        // libpq 16: sslrootcert=system always checks the host name.
+        _ if given == Some("system") => true,
+        _ => false,
+    };
+    match (roots, mode) {
+        (Some(roots), _) if mode != "disable" => Ok(ServerCheck::Certificate { roots, host_name }),
+        (None, "verify-ca" | "verify-full") => Err(Error::Tls(format!(
+            "sslmode={mode} needs a root certificate: \"{}\" does not exist; set sslrootcert to the CA file that signed the server's certificate (or sslrootcert=system for the Mozilla root certificates), or use sslmode=require to encrypt without checking",
+            home_file("root.crt").display()
+        ))),
+        _ => Ok(ServerCheck::Nothing),
+    }
+}
+
+/// `sslcert` and `sslkey`, or `~/.postgresql/postgresql.crt` and `.key` when the first exists.
+fn client_certificate(info: &ConnInfo) -> Result<Option<(PathBuf, PathBuf)>, Error> {
+    let certificate = match info.get("sslcert") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if !path.exists() {
                 return Err(Error::Tls(format!(
-                    "{} holds no certificate",
+                    "sslcert \"{}\" does not exist",
                     path.display()
                 )));
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            path
         }
-        TlsVerification::NoVerification => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
-            .with_no_client_auth(),
+        None => match default_file("postgresql.crt") {
+            Some(path) => path,
+            None => return Ok(None),
+        },
     };
-    Ok(MakeRustlsConnect::new(config))
+    let key = info
+        .get("sslkey")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_file("postgresql.key"));
+    check_private_key(&key)?;
+    Ok(Some((certificate, key)))
 }
 
-/// Accepts any certificate, but still checks that the server holds its key.
-#[derive(Debug)]
-struct AnyServer(Arc<CryptoProvider>);
+/// As libpq: a key the group or others may read is refused (for a root-owned key, the
+/// group may read it).
+fn check_private_key(key: &Path) -> Result<(), Error> {
+    let metadata = std::fs::metadata(key).map_err(|error| {
+        Error::Tls(format!("cannot read sslkey \"{}\": {error}", key.display()))
+    })?;
+    let mode = metadata.mode();
+    let open = match metadata.uid() {
+        0 => mode & 0o037 != 0,
+        _ => mode & 0o077 != 0,
+    };
+    if open {
+        return Err(Error::Tls(format!(
+            "sslkey \"{}\" has group or world access; its permissions must be u=rw (0600) or less (u=rw,g=r (0640) if owned by root)",
+            key.display()
+        )));
+    }
+    Ok(())
+}
 
-impl ServerCertVerifier for AnyServer {
+fn home_file(name: &str) -> PathBuf {
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    Path::new(&home).join(".postgresql").join(name)
+}
+
+fn default_file(name: &str) -> Option<PathBuf> {
+    Some(home_file(name)).filter(|path| path.exists())
+}
+
+fn root_store(roots: &Roots) -> Result<RootCertStore, Error> {
+    match roots {
+        Roots::WebPki => Ok(RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        }),
+        Roots::File(path) => {
+            let mut store = RootCertStore::empty();
+            for certificate in read_certificates(path, "sslrootcert")? {
+                store.add(certificate).map_err(|error| {
+                    Error::Tls(format!("sslrootcert \"{}\": {error}", path.display()))
+                })?;
+            }
+            Ok(store)
+        }
+    }
+}
+
+fn read_certificates(path: &Path, parameter: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let unreadable = |error: &dyn std::fmt::Display| {
+        Error::Tls(format!(
+            "cannot read {parameter} \"{}\": {error}",
+            path.display()
+        ))
+    };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|error| unreadable(&error))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| unreadable(&error))?;
+    if certificates.is_empty() {
+        return Err(Error::Tls(format!(
+            "{parameter} \"{}\" holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(certificates)
+}
+
+/// The checks rustls' own verifier cannot be told to make: the certificate chain without the
+/// host name (`verify-ca`), or no certificate at all (`require`). The handshake's signatures
+/// are checked either way, so the server must hold the key of the certificate it shows.
+#[derive(Debug)]
+struct PartialCheck {
+    /// The chain's verifier; `None` accepts any certificate.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PartialCheck {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -103,7 +412,7 @@ impl ServerCertVerifier for AnyServer {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -117,31 +426,99 @@ impl ServerCertVerifier for AnyServer {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conninfo::Environment;
 
-    #[test]
-    fn every_verification_builds() {
-        assert!(connector(&TlsVerification::WebPkiRoots).is_ok());
-        assert!(connector(&TlsVerification::NoVerification).is_ok());
+    fn plan(text: &str, verification: &TlsVerification) -> Result<TlsPlan, Error> {
+        let info = ConnInfo::resolve_in(text, &Environment::fixed(&[("USER", "u")])).unwrap();
+        TlsPlan::new(&info, verification)
     }
 
     #[test]
-    fn a_missing_root_file_is_a_clear_error() {
-        let path = PathBuf::from("/nonexistent/ca.pem");
-        let Err(error) = connector(&TlsVerification::RootCertificates(path)) else {
-            panic!("a missing file must be an error");
+    fn every_verification_builds() {
+        for verification in [
+            TlsVerification::ConnectionString,
+            TlsVerification::WebPkiRoots,
+            TlsVerification::NoVerification,
+        ] {
+            assert!(plan("host=db", &verification).unwrap().connector().is_ok());
+        }
+        let system = plan(
+            "host=db sslmode=verify-full sslrootcert=system",
+            &TlsVerification::default(),
+        );
+        assert!(system.unwrap().connector().is_ok());
+    }
+
+    #[test]
+    fn sslmode_decides_like_libpq() {
+        let check = |text: &str| plan(text, &TlsVerification::default()).unwrap().check;
+        assert_eq!(check("host=db sslmode=require"), ServerCheck::Nothing);
+        assert_eq!(
+            check("host=db sslmode=require sslrootcert=/ca.pem"),
+            ServerCheck::Certificate {
+                roots: Roots::File("/ca.pem".into()),
+                host_name: false
+            }
+        );
+        assert_eq!(
+            check("host=db sslmode=verify-full sslrootcert=/ca.pem"),
+            ServerCheck::Certificate {
+                roots: Roots::File("/ca.pem".into()),
+                host_name: true
+            }
+        );
+        let tokio_mode = |text: &str| {
+            let info = ConnInfo::resolve_in(text, &Environment::fixed(&[("USER", "u")])).unwrap();
+            TlsPlan::new(&info, &TlsVerification::default())
+                .unwrap()
+                .tokio_mode(&info)
         };
-        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+        assert_eq!(
+            tokio_mode("host=db sslmode=verify-ca sslrootcert=/ca.pem"),
+            "require"
+        );
+        assert_eq!(tokio_mode("host=db sslmode=allow"), "prefer");
+        assert_eq!(tokio_mode("host=/tmp sslmode=require"), "disable");
+    }
+
+    #[test]
+    fn mistakes_name_the_parameter() {
+        let error = |text: &str| {
+            plan(text, &TlsVerification::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error("host=db sslmode=sometimes").contains("invalid sslmode value: \"sometimes\""));
+        assert!(error("host=db sslmode=verify-full").contains("set sslrootcert"));
+        assert!(
+            error("host=db sslcert=/nonexistent/c.crt").contains("sslcert \"/nonexistent/c.crt\"")
+        );
+        let unreadable = plan(
+            "host=db sslmode=verify-ca sslrootcert=/nonexistent/ca.pem",
+            &TlsVerification::default(),
+        )
+        .unwrap()
+        .connector()
+        .err()
+        .expect("a missing root file is an error")
+        .to_string();
+        assert!(
+            unreadable.contains("sslrootcert \"/nonexistent/ca.pem\""),
+            "{unreadable}"
+        );
     }
 }

@@ -232,7 +232,11 @@ fn help_for_every_command_and_errors_as_one_line() {
             .contains("Usage: column-notify"));
     }
     let cases: [(&[&str], i32, &str); 9] = [
-        (&["listen", "c"], 2, "no database given"),
+        (
+            &["listen", "c", "-d", "host=db colour=red"],
+            2,
+            "invalid connection string: invalid connection option \"colour\"",
+        ),
         (&["listen", "c", "--buffer", "0"], 2, "--buffer <EVENTS>"),
         (&["listen", "c", "--consumer", ""], 2, "--consumer <NAME>"),
         (&["listen", "c", "--count", "0"], 2, "it must be at least 1"),
@@ -267,9 +271,14 @@ fn help_for_every_command_and_errors_as_one_line() {
             "could not connect",
         ),
         (
-            &["listen", "c", "--database-url", "nonsense://"],
+            &[
+                "listen",
+                "c",
+                "--dbname",
+                "postgres://db/x?sslmode=sometimes",
+            ],
             2,
-            "invalid database URL",
+            "invalid sslmode value: \"sometimes\"",
         ),
         (
             &["listen"],

@@ -257,9 +257,16 @@ async fn quiet_channels_time_out_and_bad_settings_are_refused() {
     assert!(matches!(refused, Err(Error::InvalidChannel { .. })));
     let unreachable = Listener::connect("postgres://postgres@127.0.0.1:1/postgres", ["c"]).await;
     assert!(matches!(unreachable, Err(Error::Connect(_))));
-    let tls_refused = Listener::connect(&format!("{}?sslmode=require", server_url()), ["c"]).await;
+    let no_root = format!(
+        "{}?sslmode=verify-full&sslrootcert=/nonexistent/ca.crt",
+        server_url()
+    );
+    let tls_refused = Listener::connect(&no_root, ["c"]).await;
     let message = tls_refused.unwrap_err().to_string();
-    assert!(message.contains("TLS"), "{message}");
+    assert!(
+        message.starts_with("TLS: cannot read sslrootcert \"/nonexistent/ca.crt\""),
+        "{message}"
+    );
 }
 
 #[tokio::test]

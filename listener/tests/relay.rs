@@ -333,9 +333,17 @@ async fn bad_arguments_and_setups_are_refused_with_status_2() {
     let plain_url = plain_nats.url();
     let cases: Vec<(Vec<&str>, bool, &str)> = vec![
         (
-            vec!["items", "--consumer", "c", "--nats-url", &jetstream_url],
+            vec![
+                "items",
+                "--consumer",
+                "c",
+                "--nats-url",
+                &jetstream_url,
+                "-d",
+                "service=nowhere",
+            ],
             false,
-            "no database given",
+            "definition of service \"nowhere\" not found",
         ),
         (
             vec!["items", "--nats-url", &jetstream_url],

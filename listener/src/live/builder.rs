@@ -6,8 +6,9 @@ use std::time::Duration;
 use super::listener::{Listener, RawListener};
 use super::settings::{HealthCheck, Settings};
 use crate::backoff::Backoff;
+use crate::conninfo::Target;
 use crate::error::Error;
-use crate::tls::{self, TlsVerification};
+use crate::tls::TlsVerification;
 
 /// The default bound of the event buffer, in events.
 pub const DEFAULT_BUFFER: usize = 1024;
@@ -115,7 +116,8 @@ impl ListenerBuilder {
         self
     }
 
-    /// How the server certificate is checked when the URL asks for TLS.
+    /// How the server certificate is checked when the connection uses TLS, whatever the
+    /// connection string's `sslmode` would check (see [`TlsVerification`]).
     pub fn tls(mut self, verification: TlsVerification) -> Self {
         self.tls = verification;
         self
@@ -149,9 +151,9 @@ impl ListenerBuilder {
         if channels.is_empty() {
             return Err(Error::NoChannel);
         }
-        let mut pg: tokio_postgres::Config = self.url.parse().map_err(Error::InvalidUrl)?;
-        if pg.get_application_name().is_none() {
-            pg.application_name("column_notify_listener");
+        let mut target = Target::new(&self.url, &self.tls)?;
+        if target.pg.get_application_name().is_none() {
+            target.pg.application_name("column_notify_listener");
         }
         let listen_sql = channels
             .iter()
@@ -159,8 +161,8 @@ impl ListenerBuilder {
             .collect::<Vec<_>>()
             .join("; ");
         Ok(Settings {
-            pg,
-            tls: tls::connector(&self.tls)?,
+            tls: target.tls.connector()?,
+            target,
             listen_sql,
             channels,
             buffer: self.buffer,
@@ -235,6 +237,6 @@ mod tests {
         let result = ListenerBuilder::new("postgres://u@h/db?nonsense=1")
             .channel("c")
             .settings();
-        assert!(matches!(result, Err(Error::InvalidUrl(_))));
+        assert!(matches!(result, Err(Error::InvalidConnectionString(_))));
     }
 }

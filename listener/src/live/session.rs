@@ -38,10 +38,11 @@ impl Session {
     pub(crate) async fn open(settings: &Settings) -> Result<Session, Error> {
         let opening = async {
             let (client, mut connection) = settings
+                .target
                 .pg
                 .connect(settings.tls.clone())
                 .await
-                .map_err(Error::Connect)?;
+                .map_err(|error| settings.target.explain(error))?;
             let mut early = Vec::new();
             drive(
                 &mut connection,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::backoff::Backoff;
+use crate::conninfo::Target;
 
 /// How a silent connection is detected.
 ///
@@ -53,7 +54,7 @@ impl Default for HealthCheck {
 
 /// Everything a running listener needs, checked.
 pub(crate) struct Settings {
-    pub(crate) pg: tokio_postgres::Config,
+    pub(crate) target: Target,
     pub(crate) tls: MakeRustlsConnect,
     pub(crate) listen_sql: String,
     pub(crate) channels: Vec<String>,

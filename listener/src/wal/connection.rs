@@ -5,13 +5,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, TlsConfig};
-use tokio_postgres::config::{Host, SslMode};
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig};
 use tokio_postgres::Client;
 
 use super::events::WalPosition;
 use crate::backoff::Backoff;
 use crate::client::connect_client;
+use crate::conninfo::Target;
 use crate::error::{describe, Error};
 use crate::tls::TlsVerification;
 
@@ -62,29 +62,17 @@ impl Connection {
         consumer: String,
     ) -> Result<Self, Error> {
         let slot = slot_name(&consumer)?;
-        let config: tokio_postgres::Config = url.parse().map_err(Error::InvalidUrl)?;
-        let host = match config.get_hosts().first() {
-            Some(Host::Tcp(host)) => host.clone(),
-            Some(Host::Unix(path)) => path.to_string_lossy().into_owned(),
-            None => "localhost".to_owned(),
-        };
-        let user = config.get_user().unwrap_or("postgres").to_owned();
-        let password = config
-            .get_password()
-            .map(|password| String::from_utf8_lossy(password).into_owned())
-            .unwrap_or_default();
-        let database = config.get_dbname().unwrap_or(&user).to_owned();
-        let tls = match (config.get_ssl_mode(), &verification) {
-            (SslMode::Require, TlsVerification::NoVerification) => TlsConfig::require(),
-            (SslMode::Require, TlsVerification::RootCertificates(path)) => {
-                TlsConfig::verify_full(Some(path.clone()))
-            }
-            (SslMode::Require, _) => TlsConfig::verify_full(None),
-            _ => TlsConfig::disabled(),
-        };
+        let target = Target::new(&url, &verification)?;
+        let info = &target.info;
+        // The replication client connects to the first host (its hostaddr when given) and
+        // checks the certificate against the host's name.
+        let port = info.first_port().map_err(Error::InvalidConnectionString)?;
+        let tls = target.tls.replication(info);
+        let (host, user, database) = (info.first_address(), info.user(), info.dbname());
+        let password = info.password().unwrap_or_default();
         let replication =
             ReplicationConfig::new(host, user, password, database, &slot, PUBLICATION)
-                .with_port(config.get_ports().first().copied().unwrap_or(5432))
+                .with_port(port)
                 .with_tls(tls)
                 .with_status_interval(STATUS_INTERVAL)
                 .with_application_name(format!("column-notify {consumer}"));

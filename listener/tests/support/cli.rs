@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// The `column-notify` command of the crate whose test expands it (cargo tells the path to
-/// that crate's tests only), without the environment's `DATABASE_URL`.
+/// that crate's tests only), without the environment's connection settings.
 #[macro_export]
 macro_rules! column_notify {
     () => {
@@ -12,10 +12,31 @@ macro_rules! column_notify {
     };
 }
 
-/// `program`, without the environment's `DATABASE_URL`: see [`column_notify!`].
+/// The variables that choose a database, as libpq reads them.
+const CONNECTION_VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+];
+
+/// `program`, without the environment's `DATABASE_URL` and `PG*` connection variables: see
+/// [`column_notify!`].
 pub fn command(program: &str) -> std::process::Command {
     let mut command = std::process::Command::new(program);
-    command.env_remove("DATABASE_URL");
+    for variable in CONNECTION_VARIABLES {
+        command.env_remove(variable);
+    }
     command
 }
 

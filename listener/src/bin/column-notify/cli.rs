@@ -13,17 +13,28 @@ use column_notify_listener::{
 #[derive(Debug, Parser)]
 #[command(name = "column-notify", version)]
 pub struct Cli {
-    /// PostgreSQL URL, e.g. postgres://user@host:5432/db?sslmode=require
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    /// The database to connect to, as psql takes it: a URI
+    /// (postgres://user@host:5432/db?sslmode=verify-full), keyword/value pairs ("host=db
+    /// service=orders"), or a database name. What it leaves out comes from the PG*
+    /// environment variables, the service file, ~/.pgpass and libpq's defaults
+    #[arg(
+        long,
+        short = 'd',
+        visible_alias = "dbname",
+        value_name = "CONNINFO",
+        env = "DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
-    /// With TLS, check the server certificate against the CA certificates of this PEM file
-    /// (default: the Mozilla root certificates)
+    /// With TLS, check the server certificate and host name against the CA certificates of
+    /// this PEM file, whatever sslmode says
     #[arg(long, value_name = "FILE", global = true)]
     pub tls_ca_file: Option<PathBuf>,
 
-    /// With TLS, do not check the server certificate (encryption only, like libpq's
-    /// sslmode=require)
+    /// With TLS, do not check the server certificate, whatever sslmode says (encryption
+    /// only, like libpq's sslmode=require without a root certificate)
     #[arg(long, global = true, conflicts_with = "tls_ca_file")]
     pub tls_no_verify: bool,
 
@@ -38,7 +49,7 @@ impl Cli {
         match (&self.tls_ca_file, self.tls_no_verify) {
             (_, true) => TlsVerification::NoVerification,
             (Some(file), false) => TlsVerification::RootCertificates(file.clone()),
-            (None, false) => TlsVerification::WebPkiRoots,
+            (None, false) => TlsVerification::ConnectionString,
         }
     }
 }

@@ -21,14 +21,6 @@ impl Failure {
         }
     }
 
-    /// The command cannot work with what it was given (exit status 2).
-    pub fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            usage: true,
-        }
-    }
-
     /// The exit status.
     pub fn status(&self) -> u8 {
         if self.usage {
@@ -49,7 +41,7 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         let usage = matches!(
             error,
-            Error::InvalidUrl(_)
+            Error::InvalidConnectionString(_)
                 | Error::NoChannel
                 | Error::InvalidChannel { .. }
                 | Error::ZeroBuffer

@@ -38,12 +38,8 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let tls = cli.tls();
-    let url = cli
-        .database_url
-        .filter(|url| !url.trim().is_empty())
-        .ok_or_else(|| {
-            Failure::usage("no database given: pass --database-url URL or set DATABASE_URL")
-        })?;
+    // Without one, libpq's sources decide (PG* variables, service, defaults), as for psql.
+    let url = cli.database_url.unwrap_or_default();
     match cli.command {
         Command::Listen(args) => listen::run(&url, tls, args).await,
         Command::Watches(args) => watches::run(&url, &tls, args.json).await,
