@@ -108,6 +108,10 @@ BEGIN
 END
 $position$;
 
+-- The durable API (read_events, ack_events, drop_consumer, prune_events, event_backlog)
+-- lives in the extension's own schema: names this generic would collide with an
+-- application's in the schema the extension is created in.
+
 -- The next events of channel for consumer, after its acknowledged position, in id order,
 -- of the tables the caller may SELECT (row security of the log).
 -- It first finds the bound below which every id is final: ids not yet taken are above the
@@ -116,7 +120,7 @@ $position$;
 -- the extension can take (its fourth key, 20035, is one the advisory lock functions never
 -- use). Then, with a snapshot taken after both (a new statement), it reads below that
 -- bound: an event a running transaction commits later can never be skipped.
-CREATE FUNCTION read_events(consumer text, channel text, max_events integer DEFAULT 1000)
+CREATE FUNCTION column_notify.read_events(consumer text, channel text, max_events integer DEFAULT 1000)
 RETURNS TABLE (event_id bigint, payload json, created_at timestamptz)
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $read$
@@ -173,12 +177,12 @@ BEGIN
         LIMIT max_events;
 END
 $read$;
-COMMENT ON FUNCTION read_events(text, text, integer) IS
+COMMENT ON FUNCTION column_notify.read_events(text, text, integer) IS
     'The next events of a durable channel for a named consumer, after its acknowledged position';
 
 -- Records that consumer has processed every event of channel up to up_to (positions only
 -- move forward). Returns the position.
-CREATE FUNCTION ack_events(consumer text, channel text, up_to bigint) RETURNS bigint
+CREATE FUNCTION column_notify.ack_events(consumer text, channel text, up_to bigint) RETURNS bigint
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $ack$
 DECLARE
@@ -203,14 +207,14 @@ BEGIN
     RETURN acknowledged;
 END
 $ack$;
-COMMENT ON FUNCTION ack_events(text, text, bigint) IS
+COMMENT ON FUNCTION column_notify.ack_events(text, text, bigint) IS
     'Acknowledge every event of a durable channel up to an id, for a named consumer';
 
 -- Forgets consumer of channel (its position): for a consumer gone for good, which would
 -- otherwise hold the channel's events from prune_events. Only its owner, the owner's
 -- members and superusers can (row security of column_notify.consumers); returns whether
 -- there was one to forget.
-CREATE FUNCTION drop_consumer(consumer text, channel text) RETURNS boolean
+CREATE FUNCTION column_notify.drop_consumer(consumer text, channel text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $drop$
 BEGIN
@@ -223,13 +227,13 @@ BEGIN
     RETURN FOUND;
 END
 $drop$;
-COMMENT ON FUNCTION drop_consumer(text, text) IS
+COMMENT ON FUNCTION column_notify.drop_consumer(text, text) IS
     'Forget a durable consumer of a channel (its acknowledged position)';
 
 -- Removes events that every consumer able to read them has acknowledged (a consumer whose
 -- role may not SELECT an event's table does not hold it back), and, when older_than is
 -- given, events older than that whatever their consumers. Returns how many it removed.
-CREATE FUNCTION prune_events(older_than interval DEFAULT NULL) RETURNS bigint
+CREATE FUNCTION column_notify.prune_events(older_than interval DEFAULT NULL) RETURNS bigint
     LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $prune$
     WITH removed AS (
@@ -245,12 +249,12 @@ AS $prune$
         RETURNING 1)
     SELECT pg_catalog.count(*) FROM removed;
 $prune$;
-COMMENT ON FUNCTION prune_events(interval) IS
+COMMENT ON FUNCTION column_notify.prune_events(interval) IS
     'Remove events acknowledged by every consumer able to read them, or older than older_than';
 
 -- How much each durable channel holds of the tables the caller may SELECT, and how far
 -- behind its slowest consumer is.
-CREATE VIEW event_backlog AS
+CREATE VIEW column_notify.event_backlog AS
     SELECT e.channel,
            pg_catalog.count(*) AS events,
            pg_catalog.min(e.created_at) AS oldest,
@@ -261,4 +265,4 @@ CREATE VIEW event_backlog AS
     FROM column_notify.events e
     WHERE pg_catalog.has_table_privilege(e.table_name, 'SELECT')
     GROUP BY e.channel;
-GRANT SELECT ON event_backlog TO PUBLIC;
+GRANT SELECT ON column_notify.event_backlog TO PUBLIC;

@@ -76,8 +76,14 @@ CREATE FUNCTION watch_column(
 COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], name[], boolean, boolean, boolean, text, text) IS
     'Notify channel (default <table>_<column>_changed) with {id, old, new} JSON whenever column col of tbl changes';
 
--- Durable consumers: read_events refuses a channel no durable watch feeds, ack_events a
--- position past the last event id, and drop_consumer forgets a consumer.
+-- The durable API moves to the extension's own schema (names this generic would collide
+-- with an application's); 0.4.0's names stay below, calling the new ones. Durable
+-- consumers: read_events refuses a channel no durable watch feeds, ack_events a position
+-- past the last event id, and drop_consumer forgets a consumer.
+ALTER FUNCTION read_events(text, text, integer) SET SCHEMA column_notify;
+ALTER FUNCTION ack_events(text, text, bigint) SET SCHEMA column_notify;
+ALTER FUNCTION prune_events(interval) SET SCHEMA column_notify;
+ALTER VIEW event_backlog SET SCHEMA column_notify;
 
 -- The next events of channel for consumer, after its acknowledged position, in id order,
 -- of the tables the caller may SELECT (row security of the log).
@@ -87,7 +93,7 @@ COMMENT ON FUNCTION watch_column(regclass, name, text, text[], name[], name[], n
 -- the extension can take (its fourth key, 20035, is one the advisory lock functions never
 -- use). Then, with a snapshot taken after both (a new statement), it reads below that
 -- bound: an event a running transaction commits later can never be skipped.
-CREATE OR REPLACE FUNCTION read_events(consumer text, channel text, max_events integer DEFAULT 1000)
+CREATE OR REPLACE FUNCTION column_notify.read_events(consumer text, channel text, max_events integer DEFAULT 1000)
 RETURNS TABLE (event_id bigint, payload json, created_at timestamptz)
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $read$
@@ -144,12 +150,12 @@ BEGIN
         LIMIT max_events;
 END
 $read$;
-COMMENT ON FUNCTION read_events(text, text, integer) IS
+COMMENT ON FUNCTION column_notify.read_events(text, text, integer) IS
     'The next events of a durable channel for a named consumer, after its acknowledged position';
 
 -- Records that consumer has processed every event of channel up to up_to (positions only
 -- move forward). Returns the position.
-CREATE OR REPLACE FUNCTION ack_events(consumer text, channel text, up_to bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION column_notify.ack_events(consumer text, channel text, up_to bigint) RETURNS bigint
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $ack$
 DECLARE
@@ -174,14 +180,14 @@ BEGIN
     RETURN acknowledged;
 END
 $ack$;
-COMMENT ON FUNCTION ack_events(text, text, bigint) IS
+COMMENT ON FUNCTION column_notify.ack_events(text, text, bigint) IS
     'Acknowledge every event of a durable channel up to an id, for a named consumer';
 
 -- Forgets consumer of channel (its position): for a consumer gone for good, which would
 -- otherwise hold the channel's events from prune_events. Only its owner, the owner's
 -- members and superusers can (row security of column_notify.consumers); returns whether
 -- there was one to forget.
-CREATE FUNCTION drop_consumer(consumer text, channel text) RETURNS boolean
+CREATE FUNCTION column_notify.drop_consumer(consumer text, channel text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $drop$
 BEGIN
@@ -194,5 +200,24 @@ BEGIN
     RETURN FOUND;
 END
 $drop$;
-COMMENT ON FUNCTION drop_consumer(text, text) IS
+COMMENT ON FUNCTION column_notify.drop_consumer(text, text) IS
     'Forget a durable consumer of a channel (its acknowledged position)';
+
+-- 0.4.0's names, for code written against them: each calls the function of the same name
+-- in column_notify (a new installation has only those).
+CREATE FUNCTION read_events(consumer text, channel text, max_events integer DEFAULT 1000)
+RETURNS TABLE (event_id bigint, payload json, created_at timestamptz)
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM column_notify.read_events($1, $2, $3) $$;
+COMMENT ON FUNCTION read_events(text, text, integer) IS 'Kept from 0.4.0: column_notify.read_events';
+CREATE FUNCTION ack_events(consumer text, channel text, up_to bigint) RETURNS bigint
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT column_notify.ack_events($1, $2, $3) $$;
+COMMENT ON FUNCTION ack_events(text, text, bigint) IS 'Kept from 0.4.0: column_notify.ack_events';
+CREATE FUNCTION prune_events(older_than interval DEFAULT NULL) RETURNS bigint
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT column_notify.prune_events($1) $$;
+COMMENT ON FUNCTION prune_events(interval) IS 'Kept from 0.4.0: column_notify.prune_events';
+CREATE VIEW event_backlog AS SELECT * FROM column_notify.event_backlog;
+COMMENT ON VIEW event_backlog IS 'Kept from 0.4.0: column_notify.event_backlog';
+GRANT SELECT ON event_backlog TO PUBLIC;

@@ -250,7 +250,9 @@ pub fn warn_missing_column(table: &str, column: &str) {
     warn_during_write(
         PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
         format!("notify_column_changed: watched column \"{column}\" of {table} no longer exists"),
-        "Watch the column again under its new name with watch_column().",
+        "The trigger names a column the table no longer has (watches follow renames, \
+         hand-made triggers do not): watch the table again with watch_column() naming \
+         columns it has, or recreate the trigger.",
     );
 }
 

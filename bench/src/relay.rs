@@ -218,7 +218,7 @@ async fn prepare(client: &Client, rows: u64) {
 async fn reset(client: &Client) {
     execute(
         client,
-        "SELECT prune_events(interval '0 seconds'); DELETE FROM column_notify.consumers",
+        "SELECT column_notify.prune_events(interval '0 seconds'); DELETE FROM column_notify.consumers",
     )
     .await;
     execute(client, "VACUUM column_notify.events").await;

@@ -127,49 +127,36 @@ fn watches(url: &str) -> Output {
 
 #[tokio::test]
 async fn watches_prints_the_view_as_a_table_and_the_queue_usage() {
-    let schema = unique("watches");
-    let sender = sender().await;
-    // Stands in for the extension's view; the command prints whatever columns it has.
-    sender
-        .batch_execute(&format!(
-            "CREATE SCHEMA {schema};
-             CREATE VIEW {schema}.column_watches AS
-             SELECT 'public.appointments'::text AS \"table\",
-                    ARRAY['canceled']::name[] AS columns,
-                    'appointments_canceled_changed'::text AS channel,
-                    NULL::text AS options"
-        ))
-        .await
-        .unwrap();
-    let separator = if server_url().contains('?') { '&' } else { '?' };
-    let in_schema = format!(
-        "{}{separator}options=-csearch_path%3D{schema}",
-        server_url()
-    );
-    let shown = watches(&in_schema);
-    let without = watches(&format!(
-        "{}{separator}options=-csearch_path%3Dnowhere",
-        server_url()
-    ));
-    sender
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
-
+    // The extension in a schema of its own, off the search path: the command finds it there.
+    let db = TestDatabase::with_schema(
+        "cli_watches_schema",
+        "DROP EXTENSION pg_column_notify;
+         CREATE SCHEMA notify_tools;
+         CREATE EXTENSION pg_column_notify SCHEMA notify_tools;
+         CREATE TABLE appointments (id int PRIMARY KEY, canceled boolean);
+         SELECT notify_tools.watch_column('appointments', 'canceled');",
+    )
+    .await;
+    let shown = watches(&db.url);
     let stdout = String::from_utf8(shown.stdout).unwrap();
     assert_eq!(shown.status.code(), Some(0), "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split('|').map(str::trim).collect();
     assert_eq!(
-        lines[0],
-        " table               | columns    | channel                       | options"
+        header[..3],
+        ["table_name", "columns", "channel"],
+        "{stdout}"
     );
+    assert!(lines[1].starts_with("-----"), "{stdout}");
+    let row: Vec<&str> = lines[2].split('|').map(str::trim).collect();
     assert_eq!(
-        lines[1],
-        "---------------------+------------+-------------------------------+---------"
-    );
-    assert_eq!(
-        lines[2],
-        " public.appointments | {canceled} | appointments_canceled_changed |"
+        row[..3],
+        [
+            "appointments",
+            "{canceled}",
+            "appointments_canceled_changed"
+        ],
+        "{stdout}"
     );
     assert_eq!(lines[3], "(1 row)");
     // The queue is shared by every session of the server: check the form, not the value.
@@ -182,10 +169,16 @@ async fn watches_prints_the_view_as_a_table_and_the_queue_usage() {
         "{stdout}"
     );
 
-    assert_eq!(without.status.code(), Some(1));
-    let stderr = String::from_utf8(without.stderr).unwrap();
+    let without =
+        TestDatabase::with_schema("cli_watches_none", "DROP EXTENSION pg_column_notify;").await;
+    let refused = watches(&without.url);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8(refused.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("no column_watches view"), "{stderr}");
+    assert!(
+        stderr.contains("pg_column_notify is not installed in this database"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

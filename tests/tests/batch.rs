@@ -202,7 +202,7 @@ async fn durable_batched_changes_carry_the_ids_of_their_logged_events() {
     let logged: Vec<Value> = db
         .client
         .query(
-            "SELECT payload::text FROM read_events('billing', 'orders')",
+            "SELECT payload::text FROM column_notify.read_events('billing', 'orders')",
             &[],
         )
         .await

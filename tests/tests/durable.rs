@@ -20,7 +20,7 @@ async fn durable_orders(name: &str) -> TestDatabase {
 async fn read(client: &Client, consumer: &str) -> Vec<(i64, Value)> {
     client
         .query(
-            "SELECT event_id, payload::text FROM read_events($1, 'orders')",
+            "SELECT event_id, payload::text FROM column_notify.read_events($1, 'orders')",
             &[&consumer],
         )
         .await
@@ -41,7 +41,10 @@ fn ids(events: &[(i64, Value)]) -> Vec<i64> {
 
 async fn ack(client: &Client, consumer: &str, up_to: i64) {
     client
-        .execute("SELECT ack_events($1, 'orders', $2)", &[&consumer, &up_to])
+        .execute(
+            "SELECT column_notify.ack_events($1, 'orders', $2)",
+            &[&consumer, &up_to],
+        )
         .await
         .unwrap();
 }
@@ -147,7 +150,8 @@ async fn retention_removes_only_what_every_consumer_acknowledged_or_what_is_too_
     ack(&db.client, "fast", events[3].0).await;
     ack(&db.client, "slow", events[1].0).await;
 
-    let removed = integration_tests::query_i64(&db.client, "SELECT prune_events()").await;
+    let removed =
+        integration_tests::query_i64(&db.client, "SELECT column_notify.prune_events()").await;
     assert_eq!(removed, 2, "only what the slowest consumer acknowledged");
     assert_eq!(
         ids(&read(&db.client, "slow").await),
@@ -157,7 +161,7 @@ async fn retention_removes_only_what_every_consumer_acknowledged_or_what_is_too_
 
     let kept = integration_tests::query_i64(
         &db.client,
-        "SELECT prune_events(older_than => interval '1 hour')",
+        "SELECT column_notify.prune_events(older_than => interval '1 hour')",
     )
     .await;
     assert_eq!(kept, 0, "recent unacknowledged events stay");
@@ -165,12 +169,15 @@ async fn retention_removes_only_what_every_consumer_acknowledged_or_what_is_too_
         .await;
     let aged = integration_tests::query_i64(
         &db.client,
-        "SELECT prune_events(older_than => interval '1 day')",
+        "SELECT column_notify.prune_events(older_than => interval '1 day')",
     )
     .await;
     assert_eq!(aged, 2);
-    let backlog =
-        integration_tests::query_i64(&db.client, "SELECT count(*) FROM event_backlog").await;
+    let backlog = integration_tests::query_i64(
+        &db.client,
+        "SELECT count(*) FROM column_notify.event_backlog",
+    )
+    .await;
     assert_eq!(backlog, 0);
 }
 
@@ -226,7 +233,7 @@ async fn read_events_refuses_a_snapshot_that_could_skip_events() {
     let error = db
         .client
         .batch_execute(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM read_events('c', 'orders');",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM column_notify.read_events('c', 'orders');",
         )
         .await
         .unwrap_err();
@@ -240,7 +247,7 @@ async fn safety_rails_of_the_durable_api() {
         .await;
     // Acknowledging past the last event id would skip events not yet written.
     let error = db
-        .error_of("SELECT ack_events('billing', 'orders', 5)")
+        .error_of("SELECT column_notify.ack_events('billing', 'orders', 5)")
         .await;
     assert_eq!(sqlstate(&error), "22023");
     assert_eq!(
@@ -253,7 +260,7 @@ async fn safety_rails_of_the_durable_api() {
 
     // A channel no durable watch feeds is an error, not a consumer waiting forever.
     let error = db
-        .error_of("SELECT * FROM read_events('billing', 'ordres')")
+        .error_of("SELECT * FROM column_notify.read_events('billing', 'ordres')")
         .await;
     assert_eq!(sqlstate(&error), "42704");
     let consumers = integration_tests::query_i64(
@@ -268,19 +275,20 @@ async fn safety_rails_of_the_durable_api() {
     assert_eq!(read(&db.client, "audit").await.len(), 2);
     let dropped: bool = db
         .client
-        .query_one("SELECT drop_consumer('audit', 'orders')", &[])
+        .query_one("SELECT column_notify.drop_consumer('audit', 'orders')", &[])
         .await
         .unwrap()
         .get(0);
     assert!(dropped);
     let again: bool = db
         .client
-        .query_one("SELECT drop_consumer('audit', 'orders')", &[])
+        .query_one("SELECT column_notify.drop_consumer('audit', 'orders')", &[])
         .await
         .unwrap()
         .get(0);
     assert!(!again);
-    let pruned = integration_tests::query_i64(&db.client, "SELECT prune_events()").await;
+    let pruned =
+        integration_tests::query_i64(&db.client, "SELECT column_notify.prune_events()").await;
     assert_eq!(
         pruned, 2,
         "billing acknowledged both; audit no longer holds them"

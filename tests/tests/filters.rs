@@ -148,7 +148,7 @@ async fn durable_watches_log_only_the_changes_the_filter_accepts() {
     );
     let totals = query_texts(
         &db.client,
-        "SELECT payload->'new'->>'total' FROM read_events('billing', 'orders')",
+        "SELECT payload->'new'->>'total' FROM column_notify.read_events('billing', 'orders')",
     )
     .await;
     assert_eq!(totals, ["106", "107", "108", "109", "110"]);

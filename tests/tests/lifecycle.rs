@@ -149,7 +149,7 @@ async fn an_ordinary_table_owner_can_watch_rename_drop_and_read_durable_events()
     );
     let replayed = query_i64(
         &db.client,
-        "SELECT count(*) FROM read_events('owner', 'orders')",
+        "SELECT count(*) FROM column_notify.read_events('owner', 'orders')",
     )
     .await;
     assert_eq!(replayed, 2);
@@ -162,7 +162,7 @@ async fn an_ordinary_table_owner_can_watch_rename_drop_and_read_durable_events()
     );
     let error = db
         .client
-        .batch_execute("SELECT prune_events()")
+        .batch_execute("SELECT column_notify.prune_events()")
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&error), "42501", "pruning is for the log's owner");

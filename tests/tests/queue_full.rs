@@ -126,7 +126,7 @@ async fn fill_the_queue_under_a_stuck_listener() {
     assert_eq!(
         query_i64(
             &db.client,
-            "SELECT count(*) FROM read_events('audit', 'logged_v', 100000)"
+            "SELECT count(*) FROM column_notify.read_events('audit', 'logged_v', 100000)"
         )
         .await,
         10_000,

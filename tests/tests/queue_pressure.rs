@@ -45,7 +45,7 @@ async fn above_the_queue_limit_writes_commit_and_consumers_learn_what_they_misse
     assert_eq!(
         query_i64(
             &db.client,
-            "SELECT count(*) FROM read_events('audit', 'logged_v', 100000)"
+            "SELECT count(*) FROM column_notify.read_events('audit', 'logged_v', 100000)"
         )
         .await,
         10_000

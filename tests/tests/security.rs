@@ -109,9 +109,9 @@ async fn run_every_path(db: &TestDatabase, victim: Option<&str>, table: &str) {
         format!("INSERT INTO {table} VALUES (1, 1, 1)"),
         format!("UPDATE {table} SET v = v + 1, w = w + 1"),
         "SELECT count(*) FROM column_watches".to_owned(),
-        format!("SELECT * FROM read_events('audit', '{table}_v_changed')"),
-        format!("SELECT ack_events('audit', '{table}_v_changed', 1)"),
-        "SELECT * FROM event_backlog".to_owned(),
+        format!("SELECT * FROM column_notify.read_events('audit', '{table}_v_changed')"),
+        format!("SELECT column_notify.ack_events('audit', '{table}_v_changed', 1)"),
+        "SELECT * FROM column_notify.event_backlog".to_owned(),
         format!("ALTER TABLE {table} RENAME COLUMN w TO w2"),
         format!("ALTER TABLE {table} DROP COLUMN w2"),
         format!("UPDATE {table} SET v = v + 1"),
@@ -125,7 +125,7 @@ async fn run_every_path(db: &TestDatabase, victim: Option<&str>, table: &str) {
     }
     if victim.is_none() {
         session
-            .batch_execute("SELECT prune_events()")
+            .batch_execute("SELECT column_notify.prune_events()")
             .await
             .expect("prune_events");
     }
@@ -182,7 +182,7 @@ async fn grant_orders_to_mallory(alice: &tokio_postgres::Client, roles: &Roles) 
 async fn read_count(client: &tokio_postgres::Client, consumer: &str, channel: &str) -> i64 {
     query_i64(
         client,
-        &format!("SELECT count(*) FROM read_events('{consumer}', '{channel}')"),
+        &format!("SELECT count(*) FROM column_notify.read_events('{consumer}', '{channel}')"),
     )
     .await
 }
@@ -199,7 +199,7 @@ async fn the_durable_log_is_read_only_by_roles_that_may_select_the_table() {
     );
     assert_eq!(read_count(&mallory, "spy", "orders").await, 0);
     assert_eq!(
-        query_i64(&mallory, "SELECT count(*) FROM event_backlog").await,
+        query_i64(&mallory, "SELECT count(*) FROM column_notify.event_backlog").await,
         0
     );
 
@@ -215,14 +215,17 @@ async fn a_consumer_is_moved_only_by_its_owner() {
 
     let refused = mallory
         .query(
-            "SELECT ack_events('billing', 'orders', 9223372036854775807)",
+            "SELECT column_notify.ack_events('billing', 'orders', 9223372036854775807)",
             &[],
         )
         .await
         .expect_err("acknowledging another role's consumer");
     assert_eq!(sqlstate(&refused), "42501");
     let refused = mallory
-        .query("SELECT * FROM read_events('billing', 'orders')", &[])
+        .query(
+            "SELECT * FROM column_notify.read_events('billing', 'orders')",
+            &[],
+        )
         .await
         .expect_err("reading as another role's consumer");
     assert_eq!(sqlstate(&refused), "42501");
@@ -241,7 +244,7 @@ async fn a_consumer_is_moved_only_by_its_owner() {
     assert_eq!(deleted, 0);
 
     // alice's consumer still has its event, and pruning keeps it.
-    db.run("SELECT prune_events()").await;
+    db.run("SELECT column_notify.prune_events()").await;
     assert_eq!(read_count(&alice, "billing", "orders").await, 1);
 }
 
@@ -252,17 +255,22 @@ async fn a_consumer_that_cannot_read_a_channel_does_not_pin_its_events() {
     assert_eq!(read_count(&mallory, "pin", "orders").await, 0);
     let last: i64 = alice
         .query_one(
-            "SELECT max(event_id) FROM read_events('billing', 'orders')",
+            "SELECT max(event_id) FROM column_notify.read_events('billing', 'orders')",
             &[],
         )
         .await
         .unwrap()
         .get(0);
     alice
-        .batch_execute(&format!("SELECT ack_events('billing', 'orders', {last})"))
+        .batch_execute(&format!(
+            "SELECT column_notify.ack_events('billing', 'orders', {last})"
+        ))
         .await
         .unwrap();
-    assert_eq!(query_i64(&db.client, "SELECT prune_events()").await, 1);
+    assert_eq!(
+        query_i64(&db.client, "SELECT column_notify.prune_events()").await,
+        1
+    );
 }
 
 #[tokio::test]

@@ -79,7 +79,34 @@ async fn upgraded_schema_equals_a_fresh_install() {
     )
     .await;
     let upgraded: String = db.client.query_one(describe, &[]).await.unwrap().get(0);
-    assert_eq!(upgraded, fresh, "the same member objects either way");
+    // An upgraded database also keeps 0.4.0's names of the durable API (a fresh one has only
+    // column_notify's); beside them, the same member objects either way.
+    let kept: Vec<&str> = upgraded
+        .lines()
+        .filter(|object| !fresh.lines().any(|line| line == *object))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "function ack_events(text,text,bigint)",
+            "function prune_events(interval)",
+            "function read_events(text,text,integer)",
+            "view event_backlog"
+        ]
+    );
+    assert!(fresh
+        .lines()
+        .all(|object| upgraded.lines().any(|line| line == object)));
+    db.run(
+        "ALTER EXTENSION pg_column_notify DROP FUNCTION ack_events(text, text, bigint);
+         ALTER EXTENSION pg_column_notify DROP FUNCTION prune_events(interval);
+         ALTER EXTENSION pg_column_notify DROP FUNCTION read_events(text, text, integer);
+         ALTER EXTENSION pg_column_notify DROP VIEW event_backlog;
+         DROP FUNCTION ack_events(text, text, bigint), prune_events(interval),
+                       read_events(text, text, integer);
+         DROP VIEW event_backlog;",
+    )
+    .await;
     // Columns, row security, and each function's rights and settings.
     let shape = "SELECT concat_ws(E'\n',
         (SELECT string_agg(table_name || '.' || column_name || ' ' || data_type, ', '
@@ -129,7 +156,7 @@ async fn durable_watches_made_with_0_2_0_keep_their_events_and_consumers_after_u
         .await;
     let states = integration_tests::query_texts(
         &db.client,
-        "SELECT payload->'new'->>'state' FROM read_events('billing', 'orders')",
+        "SELECT payload->'new'->>'state' FROM column_notify.read_events('billing', 'orders')",
     )
     .await;
     assert_eq!(states, ["paid", "shipped"]);
@@ -149,6 +176,23 @@ async fn durable_watches_made_with_0_2_0_keep_their_events_and_consumers_after_u
         )
         .await,
         2
+    );
+    // 0.4.0's names still work after the update, through the functions they now call.
+    let read = "SELECT count(*) FROM read_events('billing', 'orders', 10)";
+    assert_eq!(query_i64(&db.client, read).await, 2);
+    assert_eq!(
+        query_i64(&db.client, "SELECT count(*) FROM event_backlog").await,
+        1
+    );
+    db.run(
+        "SELECT ack_events('billing', 'orders', (SELECT max(event_id) FROM column_notify.events));
+         SELECT prune_events();",
+    )
+    .await;
+    assert_eq!(query_i64(&db.client, read).await, 0);
+    assert_eq!(
+        query_i64(&db.client, "SELECT count(*) FROM column_notify.events").await,
+        0
     );
 }
 

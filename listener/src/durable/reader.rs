@@ -15,9 +15,9 @@ use crate::tls::TlsVerification;
 /// `read_events` starts after the acknowledged position, so its limit `$3` also covers the
 /// events delivered but not yet acknowledged, which the outer filter skips.
 const READ_SQL: &str = "SELECT e.event_id, e.payload::text, e.created_at \
-     FROM read_events($1, $2, $3) AS e WHERE e.event_id > $4 ORDER BY e.event_id LIMIT $5";
+     FROM column_notify.read_events($1, $2, $3) AS e WHERE e.event_id > $4 ORDER BY e.event_id LIMIT $5";
 
-const ACK_SQL: &str = "SELECT ack_events($1, $2, $3)";
+const ACK_SQL: &str = "SELECT column_notify.ack_events($1, $2, $3)";
 
 /// The query connection that reads and acknowledges, reopened after a loss.
 #[derive(Debug)]

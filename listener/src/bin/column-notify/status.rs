@@ -23,7 +23,7 @@ pub async fn run(url: &str, tls: &TlsVerification) -> Result<(), Failure> {
         .query_one(
             "SELECT pg_catalog.pg_notification_queue_usage(),
                     pg_catalog.current_setting('pg_column_notify.max_queue_usage', true),
-                    pg_catalog.to_regclass('event_backlog') IS NOT NULL",
+                    pg_catalog.to_regclass('column_notify.event_backlog') IS NOT NULL",
             &[],
         )
         .await
@@ -52,8 +52,11 @@ pub async fn run(url: &str, tls: &TlsVerification) -> Result<(), Failure> {
     }
 
     if has_backlog {
-        let backlog =
-            Table::of_query(&client, "SELECT * FROM event_backlog ORDER BY channel").await?;
+        let backlog = Table::of_query(
+            &client,
+            "SELECT * FROM column_notify.event_backlog ORDER BY channel",
+        )
+        .await?;
         if backlog.rows.is_empty() {
             text.push_str("\nno durable events waiting\n");
         } else {

@@ -10,22 +10,28 @@ use crate::table::Table;
 /// The view as a table and the queue usage, or (`json`) the view's rows as a JSON array.
 pub async fn run(url: &str, tls: &TlsVerification, json: bool) -> Result<(), Failure> {
     let client = connect_client(url, tls).await?;
+    // The view is in the schema the extension was created in, on the search path or not.
     let view = client
-        .query_one("SELECT to_regclass('column_watches')::text", &[])
+        .query_opt(
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.column_watches'
+             FROM pg_catalog.pg_extension e
+             JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+             WHERE e.extname = 'pg_column_notify'",
+            &[],
+        )
         .await
-        .map_err(Error::Query)?;
-    if view.get::<_, Option<String>>(0).is_none() {
-        return Err(Failure::new(
-            "this database has no column_watches view: is pg_column_notify installed? \
-             (CREATE EXTENSION pg_column_notify)"
-                .to_string(),
-        ));
-    }
+        .map_err(Error::Query)?
+        .map(|row| row.get::<_, String>(0))
+        .ok_or_else(|| {
+            Failure::new(
+                "pg_column_notify is not installed in this database (CREATE EXTENSION pg_column_notify)",
+            )
+        })?;
     if json {
         // The view's rows as PostgreSQL's JSON writes them, one array.
         let rows: String = client
             .query_one(
-                "SELECT COALESCE(json_agg(w), '[]')::text FROM column_watches w",
+                &format!("SELECT COALESCE(pg_catalog.json_agg(w), '[]')::text FROM {view} w"),
                 &[],
             )
             .await
@@ -34,9 +40,9 @@ pub async fn run(url: &str, tls: &TlsVerification, json: bool) -> Result<(), Fai
         output::line(&rows)?;
         return Ok(());
     }
-    let table = Table::of_query(&client, "SELECT * FROM column_watches").await?;
+    let table = Table::of_query(&client, &format!("SELECT * FROM {view}")).await?;
     let usage: f64 = client
-        .query_one("SELECT pg_notification_queue_usage()", &[])
+        .query_one("SELECT pg_catalog.pg_notification_queue_usage()", &[])
         .await
         .map_err(Error::Query)?
         .get(0);
