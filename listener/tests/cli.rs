@@ -216,6 +216,7 @@ fn help_for_every_command_and_errors_as_one_line() {
         &["--help"][..],
         &["listen", "--help"],
         &["watches", "--help"],
+        &["consumers", "--help"],
         &["relay", "--help"],
     ] {
         let output = column_notify!().args(args).output().unwrap();

@@ -79,7 +79,11 @@ pub enum Command {
     DropConsumer(DropConsumerArgs),
     /// Show the watches of the database (the column_watches view) and how full the
     /// server's notification queue is.
-    Watches(WatchesArgs),
+    Watches(ShowArgs),
+    /// Show the consumers of the database: each durable consumer's acknowledged position and
+    /// how many events wait after it, and each WAL consumer's replication slot (whether a
+    /// consumer is connected, the position it confirmed, the WAL the slot keeps).
+    Consumers(ShowArgs),
     /// Show how full the server's NOTIFY queue is, the sessions idle in a transaction (a
     /// listener among them keeps the queue from being cleaned), and the durable channels'
     /// backlog.
@@ -140,11 +144,11 @@ pub struct DropConsumerArgs {
     pub consumer: String,
 }
 
-/// The arguments of `watches`.
+/// The arguments of `watches` and `consumers`.
 #[derive(Debug, Args)]
-pub struct WatchesArgs {
-    /// Print the view's rows as one JSON array (as PostgreSQL's json_agg writes them), and
-    /// nothing else
+pub struct ShowArgs {
+    /// Print the rows as JSON (as PostgreSQL's json_agg writes them: an array of the
+    /// watches; an object of the durable and the WAL consumers), and nothing else
     #[arg(long)]
     pub json: bool,
 }

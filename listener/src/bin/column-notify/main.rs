@@ -2,6 +2,7 @@
 //! events into NATS JetStream.
 
 mod cli;
+mod consumers;
 mod failure;
 mod listen;
 mod output;
@@ -43,6 +44,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Listen(args) => listen::run(&url, tls, args).await,
         Command::Watches(args) => watches::run(&url, &tls, args.json).await,
+        Command::Consumers(args) => consumers::run(&url, &tls, args.json).await,
         Command::Status => status::run(&url, &tls).await,
         Command::Relay(args) => relay::run(&url, tls, args).await,
         Command::DropConsumer(args) => drop_consumer(&url, &tls, &args.consumer).await,
