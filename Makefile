@@ -55,8 +55,8 @@ stop:
 	@bash scripts/cluster.sh stop
 
 demo: install
-	@cargo build -q -p appointments_demo
-	@bash scripts/with-database.sh target/debug/appointments_demo
+	@cargo build -q -p appointments_demo -p column_notify_listener
+	@bash scripts/with-database.sh bash scripts/demo.sh
 
 # The #[pg_test] suite runs first: cargo-pgrx installs a test build of the extension,
 # which `install` then replaces with the release build the integration tests use.
