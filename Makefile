@@ -75,10 +75,13 @@ integration-test:
 
 # With PG= (or a PG_CONFIG other than the default) the extension is linted with that
 # major's feature; the rest of the workspace does not depend on the major.
+# With Debian's 15 also the listener crate as crates.io would get it: packaged, then built
+# from the package.
 lint:
 	cargo fmt --all --check
 ifeq ($(PG_CONFIG),/usr/bin/pg_config)
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo package -q -p column_notify_listener --locked --allow-dirty
 else
 	PGRX_PG_CONFIG_PATH=$(PG_CONFIG) cargo clippy -p pg_column_notify --all-targets \
 		--no-default-features --features "pg$(PG_MAJOR) pg_test" -- -D warnings

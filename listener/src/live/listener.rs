@@ -188,19 +188,39 @@ impl<T: DeserializeOwned> Listener<T> {
 }
 
 impl<T> Listener<T> {
-    /// The same listener, decoding rows as `U`.
+    /// The same listener, decoding rows as `U`; a payload whose rows do not decode is an
+    /// [`Event::InvalidPayload`], never dropped. The README's `appointments` table:
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), column_notify_listener::Error> {
+    /// use column_notify_listener::{Event, Listener, StreamExt};
+    ///
     /// #[derive(serde::Deserialize)]
     /// struct Appointment {
     ///     id: i64,
     ///     canceled: bool,
+    ///     inserted_at: String,
+    ///     updated_at: String,
     /// }
-    /// let listener = column_notify_listener::Listener::connect("postgres:///app", ["c"])
+    ///
+    /// # async fn run() -> Result<(), column_notify_listener::Error> {
+    /// let mut listener = Listener::connect("postgres:///app", ["appointments_canceled_changed"])
     ///     .await?
     ///     .typed::<Appointment>();
-    /// # let _ = listener;
+    /// while let Some(event) = listener.next().await {
+    ///     match event {
+    ///         Event::Change { change, .. } => {
+    ///             let was_canceled = change.old.as_ref().is_some_and(|old| old.canceled);
+    ///             let canceled = change.new.as_ref().is_some_and(|new| new.canceled);
+    ///             if canceled && !was_canceled {
+    ///                 println!("appointment {} canceled", change.id);
+    ///             }
+    ///         }
+    ///         Event::InvalidPayload { notification, error } => {
+    ///             eprintln!("undecodable payload on {}: {error}", notification.channel)
+    ///         }
+    ///         Event::Connection(event) => eprintln!("{event:?}"),
+    ///     }
+    /// }
     /// # Ok(())
     /// # }
     /// ```
