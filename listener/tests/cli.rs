@@ -381,3 +381,76 @@ async fn raw_payloads_a_count_json_watches_and_a_closed_pipe() {
         assert!(stderr.is_empty(), "{command:?}: {stderr}");
     }
 }
+
+/// Waits until the session named `application_name` has run LISTEN.
+async fn wait_listening(application_name: &str) {
+    let client = sender().await;
+    for _ in 0..200 {
+        let listening = client
+            .query(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+                &[&application_name],
+            )
+            .await
+            .unwrap();
+        if !listening.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{application_name} never listened");
+}
+
+/// `listen CHANNEL --count 1` with `flags` and `env`: what it printed on stderr once one
+/// notification came.
+async fn stderr_of_one_notification(flags: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let name = unique("verbosity");
+    let channel = unique("verbosity_channel");
+    let (child, stdout, stderr) = spawn_piped(
+        column_notify!()
+            .args(flags)
+            .args(["listen", &channel, "--count", "1", "-d", &url_named(&name)])
+            .envs(env.iter().copied()),
+    );
+    let mut child = ChildGuard(child);
+    wait_listening(&name).await;
+    notify(&sender().await, &channel, "{\"id\": 1}").await;
+    let line = stdout.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(line.contains(&channel), "{line}");
+    assert_eq!(wait(&mut child, Duration::from_secs(10)).code(), Some(0));
+    stderr.iter().collect()
+}
+
+#[tokio::test]
+async fn verbose_shows_the_crates_tracing_and_quiet_only_errors() {
+    let plain = stderr_of_one_notification(&[], &[("RUST_LOG", "")]).await;
+    assert_eq!(plain.len(), 1, "{plain:?}");
+    assert!(
+        plain[0].starts_with("column-notify: connected; listening on"),
+        "{plain:?}"
+    );
+
+    let verbose = stderr_of_one_notification(&["-v"], &[("RUST_LOG", "")]).await;
+    assert!(
+        verbose
+            .iter()
+            .any(|line| line.contains(" INFO connect{host=\"127.0.0.1\"")
+                && line.ends_with("connected and listening")),
+        "{verbose:?}"
+    );
+    assert!(verbose
+        .iter()
+        .any(|line| line.starts_with("column-notify: connected")));
+
+    let chosen =
+        stderr_of_one_notification(&[], &[("RUST_LOG", "column_notify_listener=info")]).await;
+    assert!(
+        chosen
+            .iter()
+            .any(|line| line.contains("connected and listening")),
+        "{chosen:?}"
+    );
+
+    let quiet = stderr_of_one_notification(&["-q"], &[("RUST_LOG", "")]).await;
+    assert_eq!(quiet, Vec::<String>::new());
+}

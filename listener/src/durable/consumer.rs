@@ -290,6 +290,11 @@ impl State {
     }
 
     /// Reads the next batch into `stored`.
+    #[tracing::instrument(name = "replay", skip_all, fields(
+        consumer = %self.subscription.consumer,
+        channel = %self.subscription.channel,
+        after = self.delivered,
+    ))]
     async fn read(&mut self) -> Result<(), Error> {
         let batch = self.subscription.batch_size as i64;
         let limit = i32::try_from(self.subscription.batch_size + self.unacknowledged.len())
@@ -306,6 +311,7 @@ impl State {
             .await?;
         self.last_read = Instant::now();
         let full = stored.len() == self.subscription.batch_size;
+        tracing::debug!(events = stored.len(), more = full, "read from the log");
         let newest = stored.last().map_or(self.delivered, |event| event.event_id);
         self.stored.extend(stored);
         self.read_wanted = full;

@@ -24,6 +24,9 @@ pub(crate) async fn supervise(settings: Settings, mut session: Session, events: 
             End::Lost(error) => error,
         };
         let lost_at = Instant::now();
+        let reconnect = tracing::warn_span!("reconnect", lost = %error);
+        let _entered = reconnect.enter();
+        tracing::warn!("connection lost");
         let mut unsent_loss = Some(RawEvent::Connection(ConnectionEvent::Lost { error }));
         let mut retries = Retries::new(settings.backoff);
         session = loop {
@@ -34,6 +37,7 @@ pub(crate) async fn supervise(settings: Settings, mut session: Session, events: 
                 Ok(session) => break session,
                 Err(error) => {
                     let retry_in = retries.fail();
+                    tracing::warn!(attempt = retries.failed(), %error, ?retry_in, "reconnection failed");
                     if unsent_loss.is_none() {
                         let failure = ConnectionEvent::ReconnectFailed {
                             attempt: retries.failed(),
@@ -49,6 +53,11 @@ pub(crate) async fn supervise(settings: Settings, mut session: Session, events: 
                 }
             }
         };
+        tracing::info!(
+            attempts = retries.failed() + 1,
+            downtime = ?lost_at.elapsed(),
+            "reconnected (notifications sent meanwhile were missed)"
+        );
         let reconnected = RawEvent::Connection(ConnectionEvent::Reconnected {
             may_have_missed: true,
             attempts: retries.failed() + 1,

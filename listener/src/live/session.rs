@@ -35,6 +35,11 @@ pub(crate) enum End {
 
 impl Session {
     /// Connects and listens, within the connect timeout.
+    #[tracing::instrument(name = "connect", skip_all, fields(
+        host = settings.target.info.first_host(),
+        dbname = settings.target.info.dbname(),
+        channels = settings.channels.len(),
+    ))]
     pub(crate) async fn open(settings: &Settings) -> Result<Session, Error> {
         let opening = async {
             let (client, mut connection) = settings
@@ -57,9 +62,14 @@ impl Session {
                 early,
             })
         };
-        timeout(settings.connect_timeout, opening)
+        let session = timeout(settings.connect_timeout, opening)
             .await
-            .map_err(|_| Error::ConnectTimeout(settings.connect_timeout))?
+            .map_err(|_| Error::ConnectTimeout(settings.connect_timeout))?;
+        match &session {
+            Ok(_) => tracing::info!("connected and listening"),
+            Err(error) => tracing::debug!(%error, "connection failed"),
+        }
+        session
     }
 
     /// Forwards every notification to `events` until the connection is lost or the

@@ -148,6 +148,7 @@ impl Connection {
     }
 
     /// Opens the replication stream of the slot, reporting `confirmed` as processed.
+    #[tracing::instrument(name = "stream", skip_all, fields(slot = %self.slot, from = %confirmed))]
     pub(super) async fn stream(&self, confirmed: WalPosition) -> Result<ReplicationClient, Error> {
         let mut config = self.replication.clone();
         if confirmed.0 > 0 {
@@ -160,6 +161,7 @@ impl Connection {
             .wait_started()
             .await
             .map_err(|error| Error::Replication(error.to_string()))?;
+        tracing::info!("replication started");
         Ok(client)
     }
 }

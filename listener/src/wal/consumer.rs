@@ -370,6 +370,7 @@ impl State {
             attempt: 1,
             retry_at: now,
         });
+        tracing::warn!(consumer = self.connection.consumer(), %error, "replication stream lost");
         self.connection_events
             .push_back(ConnectionEvent::Lost { error });
     }
@@ -385,6 +386,12 @@ impl State {
             Ok(client) => {
                 self.client = Some(client);
                 let lost_at = reconnecting.lost_at;
+                tracing::info!(
+                    consumer = self.connection.consumer(),
+                    attempts = attempt,
+                    downtime = ?lost_at.elapsed(),
+                    "replication stream resumed after the confirmed position"
+                );
                 self.reconnecting = None;
                 self.connection_events
                     .push_back(ConnectionEvent::Reconnected {
@@ -395,6 +402,13 @@ impl State {
             }
             Err(error) => {
                 let retry_in = self.connection.backoff().delay(attempt);
+                tracing::warn!(
+                    consumer = self.connection.consumer(),
+                    attempt,
+                    %error,
+                    ?retry_in,
+                    "replication stream did not resume"
+                );
                 reconnecting.attempt = attempt.saturating_add(1);
                 reconnecting.retry_at = Instant::now() + retry_in;
                 self.connection_events

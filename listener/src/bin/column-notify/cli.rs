@@ -38,6 +38,16 @@ pub struct Cli {
     #[arg(long, global = true, conflicts_with = "tls_ca_file")]
     pub tls_no_verify: bool,
 
+    /// More on stderr: -v the connections, reconnections and replays (info), -vv debug,
+    /// -vvv trace; RUST_LOG, when set, chooses instead
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// No state lines on stderr (connected, connection lost or back, interrupted); errors
+    /// still go there
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     /// What to do
     #[command(subcommand)]
     pub command: Command,

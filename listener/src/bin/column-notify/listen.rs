@@ -82,10 +82,10 @@ pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<()
         .tls(tls)
         .connect_raw()
         .await?;
-    eprintln!(
+    output::state(&format!(
         "column-notify: connected; listening on {}",
         listener.channels().join(", ")
-    );
+    ));
     let mut interrupt: Interrupt = Box::pin(interrupted());
     while let Some(event) = until_interrupted(&mut interrupt, listener.recv()).await? {
         match event {
@@ -95,6 +95,7 @@ pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<()
                         channel: notification.channel.clone(),
                         count,
                     };
+                    // A gap is never silenced, -q or not.
                     eprintln!("column-notify: {}", describe(&gap));
                 }
                 let lines = if printer.raw {
@@ -108,7 +109,9 @@ pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<()
                     }
                 }
             }
-            Some(RawEvent::Connection(event)) => eprintln!("column-notify: {}", describe(&event)),
+            Some(RawEvent::Connection(event)) => {
+                output::state(&format!("column-notify: {}", describe(&event)))
+            }
             None => return Err(Failure::new("the listener stopped".to_string())),
         }
     }
@@ -135,12 +138,12 @@ async fn durable(
         .connection(|connection| connection.tls(tls))
         .connect()
         .await?;
-    eprintln!(
+    output::state(&format!(
         "column-notify: connected; listening on {} as consumer {}, replaying from its \
          acknowledged position",
         consumer.channel(),
         consumer.consumer()
-    );
+    ));
     let mut interrupt: Interrupt = Box::pin(interrupted());
     while let Some(event) = until_interrupted(&mut interrupt, consumer.recv_raw()).await? {
         match event? {
@@ -167,7 +170,7 @@ async fn durable(
                 }
             }
             RawDurableEvent::Connection(event) => {
-                eprintln!("column-notify: {}", describe(&event));
+                output::state(&format!("column-notify: {}", describe(&event)));
             }
         }
     }
@@ -212,12 +215,12 @@ async fn wal(
         .tls_verification(tls)
         .connect()
         .await?;
-    eprintln!(
+    output::state(&format!(
         "column-notify: connected; reading {} as consumer {} (slot {}), from its confirmed position",
         args.channels.join(", "),
         consumer.consumer(),
         consumer.slot()
-    );
+    ));
     let mut interrupt: Interrupt = Box::pin(interrupted());
     while let Some(event) = until_interrupted(&mut interrupt, consumer.recv_raw()).await? {
         match event? {
@@ -240,7 +243,9 @@ async fn wal(
                     break;
                 }
             }
-            RawWalEvent::Connection(event) => eprintln!("column-notify: {}", describe(&event)),
+            RawWalEvent::Connection(event) => {
+                output::state(&format!("column-notify: {}", describe(&event)))
+            }
         }
     }
     // The last confirmation goes with the stream's last status update.
@@ -256,7 +261,7 @@ async fn until_interrupted<F: Future>(
     tokio::select! {
         signal = interrupt.as_mut() => {
             signal?;
-            eprintln!("column-notify: interrupted; exiting");
+            output::state("column-notify: interrupted; exiting");
             Ok(None)
         }
         item = next => Ok(Some(item)),

@@ -5,6 +5,7 @@ mod cli;
 mod consumers;
 mod failure;
 mod listen;
+mod logging;
 mod output;
 mod relay;
 mod status;
@@ -38,6 +39,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    logging::init(cli.verbose);
+    output::set_quiet(cli.quiet);
     let tls = cli.tls();
     // Without one, libpq's sources decide (PG* variables, service, defaults), as for psql.
     let url = cli.database_url.unwrap_or_default();

@@ -1,8 +1,9 @@
 //! Standard output for commands whose output may go to a pipe that closes early
 //! (`column-notify watches | head -2`): a closed pipe ends the command quietly, with status 0,
-//! where `print!` would panic.
+//! where `print!` would panic. And the state lines on stderr, which `-q` silences.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::failure::Failure;
 
@@ -22,4 +23,18 @@ pub fn write(text: &str) -> Result<bool, Failure> {
 /// [`write`] of one line.
 pub fn line(text: &str) -> Result<bool, Failure> {
     write(&format!("{text}\n"))
+}
+
+/// Set by `-q`: no state lines.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// A state line on stderr (connected, a connection lost or back, interrupted), unless `-q`.
+pub fn state(text: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("{text}");
+    }
 }

@@ -7,12 +7,13 @@ use tokio::sync::mpsc;
 use crate::cli::RelayArgs;
 use crate::failure::Failure;
 use crate::listen::interrupted;
+use crate::output;
 
 pub async fn run(url: &str, tls: TlsVerification, args: RelayArgs) -> Result<(), Failure> {
     let (reports, mut received) = mpsc::unbounded_channel();
     let printer = tokio::spawn(async move {
         while let Some(report) = received.recv().await {
-            eprintln!("column-notify relay: {report}");
+            output::state(&format!("column-notify relay: {report}"));
         }
     });
     // Signals are caught from the start: an interrupt while connecting ends the command.
@@ -35,7 +36,7 @@ pub async fn run(url: &str, tls: TlsVerification, args: RelayArgs) -> Result<(),
             if interrupt.await.is_err() {
                 std::future::pending::<()>().await;
             }
-            eprintln!("column-notify relay: interrupted; acknowledging the events in flight");
+            output::state("column-notify relay: interrupted; acknowledging the events in flight");
         })
         .await;
     // The relay is gone with its report sender: the printer has printed everything.
