@@ -31,17 +31,17 @@ pub enum WatchError {
     },
     #[error("must be owner of table {table}")]
     NotOwner { table: String },
-    #[error("column \"{column}\" of relation {table} does not exist")]
+    #[error("column \"{column}\" of relation \"{table}\" does not exist")]
     UnknownColumn { table: String, column: String },
     #[error("cannot watch system column \"{column}\"")]
     SystemColumn { column: String },
     #[error("cannot watch virtual generated column \"{column}\"")]
     VirtualGeneratedColumn { column: String },
-    #[error("table {table} has no primary key")]
+    #[error("table \"{table}\" has no primary key")]
     NoPrimaryKey { table: String },
-    #[error("cannot watch system catalog {table}")]
+    #[error("cannot watch system catalog \"{table}\"")]
     SystemCatalog { table: String },
-    #[error("cannot watch temporary table {table}")]
+    #[error("cannot watch temporary table \"{table}\"")]
     TemporaryTable { table: String },
     #[error("durable channel \"{channel}\" belongs to role {owner}")]
     DurableChannelTaken {

@@ -431,7 +431,7 @@ impl WatchedTable {
         }
         if spec.key.is_none() && !self.has_primary_key {
             return Err(WatchError::NoPrimaryKey {
-                table: self.qualified(),
+                table: self.name.clone(),
             });
         }
         let channel = server_text::encode(&spec.channel);
@@ -465,8 +465,9 @@ impl WatchedTable {
     }
 
     fn unknown_column(&self, column: &str) -> WatchError {
+        // As PostgreSQL names a relation in its errors: the name alone, in quotes.
         WatchError::UnknownColumn {
-            table: self.qualified(),
+            table: self.name.clone(),
             column: column.to_owned(),
         }
     }
@@ -688,13 +689,13 @@ mod tests {
         );
     }
 
-    #[pg_test(error = "column \"nope\" of relation public.t does not exist")]
+    #[pg_test(error = "column \"nope\" of relation \"t\" does not exist")]
     fn unknown_column_is_refused() {
         setup();
         Spi::run("SELECT watch_column('t', 'nope')").unwrap();
     }
 
-    #[pg_test(error = "table public.no_key has no primary key")]
+    #[pg_test(error = "table \"no_key\" has no primary key")]
     fn table_without_key_is_refused() {
         setup();
         Spi::run("SELECT watch_column('no_key', 'a')").unwrap();
