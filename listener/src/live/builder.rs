@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::channels::Channels;
 use super::listener::{Listener, RawListener};
 use super::settings::{HealthCheck, Settings};
 use crate::backoff::Backoff;
@@ -141,29 +142,17 @@ impl ListenerBuilder {
         if self.buffer == 0 {
             return Err(Error::ZeroBuffer);
         }
-        let mut channels: Vec<String> = Vec::new();
-        for channel in self.channels {
-            check_channel(&channel)?;
-            if !channels.contains(&channel) {
-                channels.push(channel);
-            }
-        }
-        if channels.is_empty() {
+        let channels = Channels::new(self.channels)?;
+        if channels.list().is_empty() {
             return Err(Error::NoChannel);
         }
         let mut target = Target::new(&self.url, &self.tls)?;
         if target.pg.get_application_name().is_none() {
             target.pg.application_name("column_notify_listener");
         }
-        let listen_sql = channels
-            .iter()
-            .map(|channel| format!("LISTEN {}", quote_identifier(channel)))
-            .collect::<Vec<_>>()
-            .join("; ");
         Ok(Settings {
             tls: target.tls.connector()?,
             target,
-            listen_sql,
             channels,
             buffer: self.buffer,
             backoff: self.backoff,
@@ -173,45 +162,9 @@ impl ListenerBuilder {
     }
 }
 
-/// PostgreSQL's identifier limit: names of 64 bytes or more are not channel names.
-const NAME_LIMIT: usize = 64;
-
-fn check_channel(channel: &str) -> Result<(), Error> {
-    let reason = if channel.is_empty() {
-        "it is empty"
-    } else if channel.len() >= NAME_LIMIT {
-        "it is 64 bytes or longer"
-    } else if channel.contains('\0') {
-        "it contains a NUL character"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidChannel {
-        channel: channel.to_string(),
-        reason,
-    })
-}
-
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote_identifier("Mixed \"Case\""), "\"Mixed \"\"Case\"\"\"");
-    }
-
-    #[test]
-    fn bad_channels_are_refused() {
-        assert!(check_channel("").is_err());
-        assert!(check_channel(&"x".repeat(64)).is_err());
-        assert!(check_channel(&"x".repeat(63)).is_ok());
-        assert!(check_channel("a\0b").is_err());
-    }
 
     #[test]
     fn settings_need_a_channel_and_a_buffer() {
@@ -228,8 +181,7 @@ mod tests {
             .channels(["a", "B", "a"])
             .settings()
             .unwrap();
-        assert_eq!(settings.channels, ["a", "B"]);
-        assert_eq!(settings.listen_sql, "LISTEN \"a\"; LISTEN \"B\"");
+        assert_eq!(settings.channels.list(), ["a", "B"]);
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::time::Duration;
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::channels::{check_channel, listen_statement, unlisten_statement, Channels, Request};
 use super::events::{Event, RawEvent, Undecoded};
 use super::reconnect;
 use super::session::Session;
@@ -43,7 +44,8 @@ use crate::error::Error;
 pub struct RawListener {
     events: mpsc::Receiver<RawEvent>,
     task: JoinHandle<()>,
-    channels: Vec<String>,
+    channels: Channels,
+    requests: mpsc::UnboundedSender<Request>,
     buffer: usize,
 }
 
@@ -51,13 +53,15 @@ impl RawListener {
     pub(crate) async fn start(settings: Settings) -> Result<RawListener, Error> {
         let session = Session::open(&settings).await?;
         let (sender, events) = mpsc::channel(settings.buffer);
+        let (requests, requested) = mpsc::unbounded_channel();
         let channels = settings.channels.clone();
         let buffer = settings.buffer;
-        let task = tokio::spawn(reconnect::supervise(settings, session, sender));
+        let task = tokio::spawn(reconnect::supervise(settings, session, sender, requested));
         Ok(RawListener {
             events,
             task,
             channels,
+            requests,
             buffer,
         })
     }
@@ -78,8 +82,42 @@ impl RawListener {
     }
 
     /// The channels listened to.
-    pub fn channels(&self) -> &[String] {
-        &self.channels
+    pub fn channels(&self) -> Vec<String> {
+        self.channels.list()
+    }
+
+    /// Listens to `channel` too, on this connection and every later one. Returns once the
+    /// server listens: notifications sent to `channel` after that are received. While the
+    /// connection is down it returns once the next one listens (a loss is reported as
+    /// usual); listening again to a channel changes nothing.
+    pub async fn listen(&self, channel: &str) -> Result<(), Error> {
+        check_channel(channel)?;
+        if !self.channels.add(channel) {
+            return Ok(());
+        }
+        let result = self.request(listen_statement(channel)).await;
+        if result.is_err() {
+            self.channels.remove(channel);
+        }
+        result
+    }
+
+    /// Stops listening to `channel`. Notifications of it already received may still be
+    /// yielded; none sent after this returns are.
+    pub async fn unlisten(&self, channel: &str) -> Result<(), Error> {
+        if !self.channels.remove(channel) {
+            return Ok(());
+        }
+        self.request(unlisten_statement(channel)).await
+    }
+
+    /// Runs `sql` on the task's connection; [`Error::Closed`] once the task is gone.
+    async fn request(&self, sql: String) -> Result<(), Error> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request { sql, reply })
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
     }
 
     /// The bound of the event buffer, in events.
@@ -239,8 +277,18 @@ impl<T> Listener<T> {
     }
 
     /// The channels listened to.
-    pub fn channels(&self) -> &[String] {
+    pub fn channels(&self) -> Vec<String> {
         self.raw.channels()
+    }
+
+    /// Listens to `channel` too: see [`RawListener::listen`].
+    pub async fn listen(&self, channel: &str) -> Result<(), Error> {
+        self.raw.listen(channel).await
+    }
+
+    /// Stops listening to `channel`: see [`RawListener::unlisten`].
+    pub async fn unlisten(&self, channel: &str) -> Result<(), Error> {
+        self.raw.unlisten(channel).await
     }
 
     /// The bound of the event buffer, in events.

@@ -2,10 +2,11 @@
 //! arrives, reconnecting after a loss and reporting the gap.
 //!
 //! [`builder`] checks the settings into [`settings`], [`listener`] holds the consumer's side
-//! of the stream, [`reconnect`] runs one [`session`] after another in a task, and [`events`]
+//! of the stream, [`channels`] the channels it may change while it runs, [`reconnect`] runs one [`session`] after another in a task, and [`events`]
 //! is what the stream yields.
 
 mod builder;
+mod channels;
 mod events;
 mod listener;
 mod reconnect;

@@ -2,11 +2,12 @@
 //! crate's backoff when one is lost, and reports the loss and the reconnection.
 
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::{Sender, UnboundedReceiver};
 use tokio::time::{sleep, Instant};
 
 use crate::backoff::Retries;
 
+use super::channels::Request;
 use super::events::{ConnectionEvent, RawEvent};
 use super::session::{End, Session};
 use super::settings::Settings;
@@ -17,9 +18,14 @@ use super::settings::Settings;
 /// The loss is reported at once when the buffer has room, or else as soon as the
 /// reconnection is done; `Reconnected` is sent only after `LISTEN` succeeded, so every
 /// notification after it is received.
-pub(crate) async fn supervise(settings: Settings, mut session: Session, events: Sender<RawEvent>) {
+pub(crate) async fn supervise(
+    settings: Settings,
+    mut session: Session,
+    events: Sender<RawEvent>,
+    mut requests: UnboundedReceiver<Request>,
+) {
     loop {
-        let error = match session.run(&events, &settings).await {
+        let error = match session.run(&events, &mut requests, &settings).await {
             End::ConsumerGone => return,
             End::Lost(error) => error,
         };

@@ -1,16 +1,18 @@
 //! One connection to the server: connect, `LISTEN`, then forward notifications while
 //! checking that the server still answers.
 
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::task::Poll;
 
-use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::{Sender, UnboundedReceiver};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, Client, Connection, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::channels::Request;
 use super::events::{Notification, RawEvent};
 use super::settings::Settings;
 use crate::error::{describe, Error};
@@ -38,7 +40,7 @@ impl Session {
     #[tracing::instrument(name = "connect", skip_all, fields(
         host = settings.target.info.first_host(),
         dbname = settings.target.info.dbname(),
-        channels = settings.channels.len(),
+        channels = settings.channels.list().len(),
     ))]
     pub(crate) async fn open(settings: &Settings) -> Result<Session, Error> {
         let opening = async {
@@ -51,11 +53,11 @@ impl Session {
             let mut early = Vec::new();
             drive(
                 &mut connection,
-                client.batch_execute(&settings.listen_sql),
+                client.batch_execute(&settings.channels.listen_sql()),
                 &mut early,
             )
             .await
-            .map_err(Error::Listen)?;
+            .map_err(|failed| Error::Listen(failed.reason()))?;
             Ok(Session {
                 client,
                 connection,
@@ -72,56 +74,73 @@ impl Session {
         session
     }
 
-    /// Forwards every notification to `events` until the connection is lost or the
-    /// consumer is gone. Waiting for room in `events` stops reading from the socket, so the
-    /// server keeps the notifications in its queue meanwhile.
-    pub(crate) async fn run(self, events: &Sender<RawEvent>, settings: &Settings) -> End {
+    /// Forwards every notification to `events`, and runs the LISTEN and UNLISTEN the
+    /// listener asks for, until the connection is lost or the consumer is gone. Waiting for
+    /// room in `events` stops reading from the socket, so the server keeps the notifications
+    /// in its queue meanwhile.
+    pub(crate) async fn run(
+        self,
+        events: &Sender<RawEvent>,
+        requests: &mut UnboundedReceiver<Request>,
+        settings: &Settings,
+    ) -> End {
         let Session {
             client,
             mut connection,
             early,
         } = self;
-        for notification in early {
-            if events
-                .send(RawEvent::Notification(notification))
-                .await
-                .is_err()
-            {
-                return End::ConsumerGone;
-            }
-        }
+        // Received and not yet handed over. While one waits the socket is not read (the
+        // server keeps what follows in its queue), but the listener's requests are answered.
+        let mut unsent: VecDeque<Notification> = early.into();
         let health = settings.health;
         let mut ping: Option<Pin<Box<dyn Future<Output = _> + Send + '_>>> = None;
         let mut deadline = Instant::now() + health.idle();
         loop {
-            tokio::select! {
-                message = poll_fn(|cx| connection.poll_message(cx)) => match message {
-                    Some(Ok(AsyncMessage::Notification(notification))) => {
-                        let notification = RawEvent::Notification(owned(&notification));
-                        if events.send(notification).await.is_err() {
-                            return End::ConsumerGone;
+            if let Some(notification) = unsent.pop_front() {
+                tokio::select! {
+                    permit = events.reserve() => match permit {
+                        Ok(permit) => permit.send(RawEvent::Notification(notification)),
+                        Err(_) => return End::ConsumerGone,
+                    },
+                    request = requests.recv() => {
+                        unsent.push_front(notification);
+                        if let Some(end) = answer(request, &client, &mut connection, &mut unsent).await {
+                            return end;
                         }
                     }
-                    Some(Ok(_notice)) => {}
-                    Some(Err(error)) => return End::Lost(describe(&error)),
-                    None => return End::Lost("the server closed the connection".to_string()),
-                },
-                answer = async { ping.as_mut().expect("guarded by the condition").await },
-                    if ping.is_some() =>
-                {
-                    if let Err(error) = answer {
-                        return End::Lost(describe(&error));
-                    }
-                    ping = None;
                 }
-                () = sleep_until(deadline) => {
-                    if ping.is_some() {
-                        return End::Lost(format!(
-                            "no answer from the server within {:?}",
-                            health.timeout()
-                        ));
+            } else {
+                tokio::select! {
+                    message = poll_fn(|cx| connection.poll_message(cx)) => match message {
+                        Some(Ok(AsyncMessage::Notification(notification))) => {
+                            unsent.push_back(owned(&notification));
+                        }
+                        Some(Ok(_notice)) => {}
+                        Some(Err(error)) => return End::Lost(describe(&error)),
+                        None => return End::Lost("the server closed the connection".to_string()),
+                    },
+                    request = requests.recv() => {
+                        if let Some(end) = answer(request, &client, &mut connection, &mut unsent).await {
+                            return end;
+                        }
                     }
-                    ping = Some(Box::pin(client.batch_execute("SELECT 1")));
+                    answer = async { ping.as_mut().expect("guarded by the condition").await },
+                        if ping.is_some() =>
+                    {
+                        if let Err(error) = answer {
+                            return End::Lost(describe(&error));
+                        }
+                        ping = None;
+                    }
+                    () = sleep_until(deadline) => {
+                        if ping.is_some() {
+                            return End::Lost(format!(
+                                "no answer from the server within {:?}",
+                                health.timeout()
+                            ));
+                        }
+                        ping = Some(Box::pin(client.batch_execute("SELECT 1")));
+                    }
                 }
             }
             // Any message proves the connection alive; time spent waiting for the consumer
@@ -136,6 +155,38 @@ impl Session {
     }
 }
 
+/// Runs a LISTEN or UNLISTEN the listener asked for and answers it; notifications that
+/// arrive meanwhile join `unsent`. `Some` when the session is over.
+async fn answer(
+    request: Option<Request>,
+    client: &Client,
+    connection: &mut PgConnection,
+    unsent: &mut VecDeque<Notification>,
+) -> Option<End> {
+    let Some(Request { sql, reply }) = request else {
+        return Some(End::ConsumerGone);
+    };
+    let mut early = Vec::new();
+    let result = drive(connection, client.batch_execute(&sql), &mut early).await;
+    unsent.extend(early);
+    match result {
+        Ok(()) => {
+            let _ = reply.send(Ok(()));
+            None
+        }
+        // The channel list is changed already: the next connection listens as asked, and
+        // the loss is reported as any other.
+        Err(Failed::Connection(reason)) => {
+            let _ = reply.send(Ok(()));
+            Some(End::Lost(reason))
+        }
+        Err(Failed::Statement(reason)) => {
+            let _ = reply.send(Err(Error::Listen(reason)));
+            None
+        }
+    }
+}
+
 /// Polls `request` to completion while driving the connection; notifications that arrive
 /// meanwhile are kept in `early`. Only the notifications that precede the request's answer
 /// are read, so `early` stays small.
@@ -143,25 +194,53 @@ async fn drive<R>(
     connection: &mut PgConnection,
     request: impl Future<Output = Result<R, tokio_postgres::Error>>,
     early: &mut Vec<Notification>,
-) -> Result<R, String> {
+) -> Result<R, Failed> {
     let mut request = pin!(request);
     poll_fn(|cx| loop {
         if let Poll::Ready(result) = request.as_mut().poll(cx) {
-            return Poll::Ready(result.map_err(|error| describe(&error)));
+            return Poll::Ready(result.map_err(|error| {
+                let reason = describe(&error);
+                // The server refused the statement and goes on; anything else ended it.
+                if error.as_db_error().is_some() {
+                    Failed::Statement(reason)
+                } else {
+                    Failed::Connection(reason)
+                }
+            }));
         }
         match connection.poll_message(cx) {
             Poll::Ready(Some(Ok(AsyncMessage::Notification(notification)))) => {
                 early.push(owned(&notification));
             }
             Poll::Ready(Some(Ok(_notice))) => {}
-            Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(describe(&error))),
+            Poll::Ready(Some(Err(error))) => {
+                return Poll::Ready(Err(Failed::Connection(describe(&error))))
+            }
             Poll::Ready(None) => {
-                return Poll::Ready(Err("the server closed the connection".to_string()))
+                return Poll::Ready(Err(Failed::Connection(
+                    "the server closed the connection".to_string(),
+                )))
             }
             Poll::Pending => return Poll::Pending,
         }
     })
     .await
+}
+
+/// Why a statement run by [`drive`] failed.
+enum Failed {
+    /// The server refused it; the connection goes on.
+    Statement(String),
+    /// The connection ended.
+    Connection(String),
+}
+
+impl Failed {
+    fn reason(self) -> String {
+        match self {
+            Failed::Statement(reason) | Failed::Connection(reason) => reason,
+        }
+    }
 }
 
 fn owned(notification: &tokio_postgres::Notification) -> Notification {

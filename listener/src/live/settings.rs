@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::channels::Channels;
 use crate::backoff::Backoff;
 use crate::conninfo::Target;
 
@@ -56,8 +57,7 @@ impl Default for HealthCheck {
 pub(crate) struct Settings {
     pub(crate) target: Target,
     pub(crate) tls: MakeRustlsConnect,
-    pub(crate) listen_sql: String,
-    pub(crate) channels: Vec<String>,
+    pub(crate) channels: Channels,
     pub(crate) buffer: usize,
     pub(crate) backoff: Backoff,
     pub(crate) health: HealthCheck,
