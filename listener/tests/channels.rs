@@ -43,7 +43,7 @@ async fn listen_and_unlisten_while_running_and_after_a_reconnection() {
     notify(&sender, &first, &change_payload(5)).await;
     notify(&sender, &second, &change_payload(6)).await;
     assert_change(&next_change(&mut listener, &second).await, 6);
-    assert_eq!(listener.channels(), [second.clone()]);
+    assert_eq!(listener.channels(), [second]);
 
     let refused = listener.listen(&"x".repeat(64)).await;
     assert!(

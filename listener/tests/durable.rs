@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use column_notify_listener::{DurableConsumer, DurableEvent, Error};
+use column_notify_listener::{DurableConsumer, DurableEvent, Error, StreamExt};
 use serde::Deserialize;
 use support::*;
 
@@ -73,7 +73,7 @@ async fn assert_quiet(consumer: &mut DurableConsumer) {
 #[tokio::test]
 async fn replays_the_backlog_then_follows_live_changes_in_order() {
     let (db, mut consumer, mut received) = backlog("replay", 5, 50, "replayer", 40).await;
-    assert_eq!(consumer.buffered(), 0);
+    assert_eq!(consumer.buffered_events(), 0);
     assert_quiet(&mut consumer).await;
     bump_all(&db, 3).await;
     received.extend(receive(&mut consumer, 15).await);
@@ -224,4 +224,43 @@ async fn settings_and_server_errors_are_reported() {
         ),
         other => panic!("expected a query error, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_consumer_is_a_stream_whose_cancelled_reads_lose_nothing() {
+    let db = DurableDatabase::create("stream", 6).await;
+    let mut stream = consumer(&db, "streamer", 4).await;
+    // Reads cut short while the log is empty (a timeout drops them) go on at the next call.
+    for _ in 0..3 {
+        let cut = tokio::time::timeout(Duration::from_millis(50), stream.next()).await;
+        assert!(cut.is_err(), "{cut:?}");
+    }
+    bump_all(&db, 2).await;
+    let mut received = Vec::new();
+    while received.len() < 12 {
+        // A timeout that fires mid-read also drops the read: nothing is lost to it.
+        let Ok(next) = tokio::time::timeout(Duration::from_millis(1), stream.next()).await else {
+            continue;
+        };
+        match next {
+            Some(Ok(DurableEvent::Change { change, .. })) => {
+                let event_id = change.event_id.unwrap();
+                received.push(event_id);
+                if stream.buffered_events() == 0 {
+                    assert_eq!(stream.ack(event_id).await.unwrap(), event_id);
+                }
+            }
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+    let mut sorted = received.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(received, sorted, "each event once, in id order");
+    assert_eq!(stream.last_delivered(), received.last().copied());
+    assert_quiet(&mut stream).await;
+    // Everything was acknowledged: the next consumer of the name starts after it.
+    drop(stream);
+    let mut again = consumer(&db, "streamer", 4).await;
+    assert_quiet(&mut again).await;
 }

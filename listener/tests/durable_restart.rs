@@ -37,7 +37,7 @@ async fn a_durable_consumer_loses_nothing_across_a_server_restart() {
         loop {
             let event = consumer.recv().await.expect("no error, only reconnections");
             if let DurableEvent::Change { change, .. } = &event {
-                if consumer.buffered() == 0 {
+                if consumer.buffered_events() == 0 {
                     consumer.ack(change.event_id.unwrap()).await.unwrap();
                 }
             }

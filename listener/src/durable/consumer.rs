@@ -6,9 +6,16 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use futures_util::FutureExt;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, Stream};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use super::events::{DurableEvent, RawDurableEvent, StoredEvent};
@@ -61,7 +68,7 @@ const FIRST_RETRY: Duration = Duration::from_millis(10);
 ///         DurableEvent::Change { change, .. } => {
 ///             let event_id = change.event_id.expect("durable events have an id");
 ///             println!("order {} is now {:?}", change.id, change.new);
-///             if consumer.buffered() == 0 {
+///             if consumer.buffered_events() == 0 {
 ///                 consumer.ack(event_id).await?; // the batch is processed
 ///             }
 ///         }
@@ -73,10 +80,55 @@ const FIRST_RETRY: Duration = Duration::from_millis(10);
 /// }
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct DurableConsumer<T = Value> {
-    state: State,
+    /// Here unless a read is under way.
+    state: Option<Box<State>>,
+    /// A read under way, holding the state: a [`Stream`] poll or a `recv` that was
+    /// dropped before it finished. It goes on from where it was at the next call.
+    reading: Option<Reading>,
+    /// What a read finished with while an acknowledgement waited for it.
+    ready: Option<ReadResult>,
+    /// The consumer's name, channel and batch size.
+    names: Names,
+    /// The state's figures as the read under way last left them (it updates them before
+    /// each wait), shown while it holds the state.
+    shown: Arc<Mutex<Progress>>,
     rows: PhantomData<fn() -> T>,
+}
+
+/// A read under way: the future that owns the state until the next event, and the signal
+/// that makes it give the state back early (while it waits for the server, so that an
+/// acknowledgement never waits for an event to come).
+struct Reading {
+    interrupt: Arc<Notify>,
+    future: BoxFuture<'static, (Box<State>, Option<ReadResult>)>,
+}
+
+type ReadResult = Result<RawDurableEvent, Error>;
+
+/// What the accessors show of the state.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    buffered: usize,
+    caught_up: bool,
+    delivered: i64,
+}
+
+#[derive(Debug)]
+struct Names {
+    consumer: String,
+    channel: String,
+    batch_size: usize,
+}
+
+impl<T> std::fmt::Debug for DurableConsumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DurableConsumer")
+            .field("state", &self.state)
+            .field("reading", &self.reading.is_some())
+            .field("progress", &self.progress())
+            .finish()
+    }
 }
 
 /// Which log a consumer follows and how it reads it, as the builder set it.
@@ -113,6 +165,13 @@ struct State {
     /// When to read again for an announced event the log did not return yet, and the wait
     /// that led there.
     retry: Option<(Instant, Duration)>,
+    /// Where the consumer reads the figures while a read holds the state.
+    shown: Arc<Mutex<Progress>>,
+}
+
+fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    // A Progress is whole after any panic: it is written at once.
+    progress.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl DurableConsumer {
@@ -122,35 +181,45 @@ impl DurableConsumer {
         reader: Reader,
         subscription: Subscription,
     ) -> DurableConsumer {
+        let state = Box::new(State {
+            listener,
+            reader,
+            subscription,
+            stored: VecDeque::new(),
+            connection_events: VecDeque::new(),
+            unacknowledged: VecDeque::new(),
+            delivered: 0,
+            announced: 0,
+            read_wanted: true,
+            last_read: Instant::now(),
+            retry: None,
+            shown: Arc::default(),
+        });
         DurableConsumer {
-            state: State {
-                listener,
-                reader,
-                subscription,
-                stored: VecDeque::new(),
-                connection_events: VecDeque::new(),
-                unacknowledged: VecDeque::new(),
-                delivered: 0,
-                announced: 0,
-                read_wanted: true,
-                last_read: Instant::now(),
-                retry: None,
+            names: Names {
+                consumer: state.subscription.consumer.clone(),
+                channel: state.subscription.channel.clone(),
+                batch_size: state.subscription.batch_size,
             },
+            shown: Arc::clone(&state.shown),
+            state: Some(state),
+            reading: None,
+            ready: None,
             rows: PhantomData,
         }
     }
 }
 
 impl<T: DeserializeOwned> DurableConsumer<T> {
-    /// The next event, decoded. Waits as long as it takes; cancel-safe (an event is lost to
-    /// no one when the future is dropped).
+    /// The next event, decoded. Waits as long as it takes; cancel-safe (a read that was
+    /// under way goes on at the next call, and no event is lost).
     pub async fn recv(&mut self) -> Result<DurableEvent<T>, Error> {
-        self.state.recv_raw().await.map(DurableEvent::decode)
+        self.recv_raw().await.map(DurableEvent::decode)
     }
 
     /// The next event, or [`Error::Timeout`] when none comes within `timeout`.
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<DurableEvent<T>, Error> {
-        match tokio::time::timeout(timeout, self.state.recv_raw()).await {
+        match tokio::time::timeout(timeout, self.recv_raw()).await {
             Ok(event) => event.map(DurableEvent::decode),
             Err(_) => Err(Error::Timeout(timeout)),
         }
@@ -162,6 +231,10 @@ impl<T> DurableConsumer<T> {
     pub fn typed<U>(self) -> DurableConsumer<U> {
         DurableConsumer {
             state: self.state,
+            reading: self.reading,
+            ready: self.ready,
+            names: self.names,
+            shown: self.shown,
             rows: PhantomData,
         }
     }
@@ -170,85 +243,171 @@ impl<T> DurableConsumer<T> {
     /// refused (for example a channel without the extension's functions); lost connections
     /// are reconnected, not returned.
     pub async fn recv_raw(&mut self) -> Result<RawDurableEvent, Error> {
-        self.state.recv_raw().await
+        std::future::poll_fn(|cx| self.poll_raw(cx)).await
     }
 
     /// Records on the server that every event up to `event_id` is processed, and returns the
     /// consumer's position (positions never move back). Reconnects when needed.
     pub async fn ack(&mut self, event_id: i64) -> Result<i64, Error> {
-        self.state.ack(event_id).await
+        let state = self.settled().await;
+        state.ack(event_id).await
     }
 
     /// Acknowledges every event yielded so far; returns the position, or `None` when there
     /// was nothing to acknowledge.
     pub async fn ack_delivered(&mut self) -> Result<Option<i64>, Error> {
-        match self.state.unacknowledged.back() {
-            Some(&last) => self.state.ack(last).await.map(Some),
+        match self.settled().await.unacknowledged.back() {
+            Some(&last) => self.ack(last).await.map(Some),
             None => Ok(None),
         }
     }
 
     /// How many events are read and waiting to be yielded: 0 means the last event yielded
-    /// ended a batch, a good moment to [`ack`](Self::ack).
-    pub fn buffered(&self) -> usize {
-        self.state.stored.len()
+    /// ended a batch, a good moment to [`ack`](Self::ack). While a read is under way (a
+    /// stream poll or a `recv` dropped before it finished), this and the other figures are
+    /// as that read found them.
+    pub fn buffered_events(&self) -> usize {
+        self.progress().buffered
     }
 
     /// Whether everything the log held at the last read has been yielded: the read found
     /// fewer than a batch, and nothing read waits to be yielded. False before the first read.
     pub fn caught_up(&self) -> bool {
-        self.state.stored.is_empty() && !self.state.read_wanted
+        self.progress().caught_up
     }
 
     /// The id of the last event yielded, if any.
     pub fn last_delivered(&self) -> Option<i64> {
-        (self.state.delivered > 0).then_some(self.state.delivered)
+        let delivered = self.progress().delivered;
+        (delivered > 0).then_some(delivered)
     }
 
     /// The consumer's name.
     pub fn consumer(&self) -> &str {
-        &self.state.subscription.consumer
+        &self.names.consumer
     }
 
     /// The channel.
     pub fn channel(&self) -> &str {
-        &self.state.subscription.channel
+        &self.names.channel
     }
 
     /// The most events read at once.
     pub fn batch_size(&self) -> usize {
-        self.state.subscription.batch_size
+        self.names.batch_size
+    }
+
+    fn progress(&self) -> Progress {
+        self.state
+            .as_ref()
+            .map_or_else(|| *lock(&self.shown), |state| state.progress())
+    }
+
+    /// Goes on with the read under way, if any, or starts one; the state comes back when
+    /// it finishes.
+    fn poll_raw(&mut self, cx: &mut Context<'_>) -> Poll<Result<RawDurableEvent, Error>> {
+        loop {
+            if let Some(ready) = self.ready.take() {
+                return Poll::Ready(ready);
+            }
+            let reading = self.reading.get_or_insert_with(|| {
+                let mut state = self
+                    .state
+                    .take()
+                    .expect("the state is here while no read is under way");
+                let interrupt = Arc::new(Notify::new());
+                let signal = Arc::clone(&interrupt);
+                let future = async move {
+                    let result = state.next_event(&signal).await;
+                    (state, result)
+                }
+                .boxed();
+                Reading { interrupt, future }
+            });
+            let (state, result) = ready!(reading.future.as_mut().poll(cx));
+            self.give_back(state, result);
+        }
+    }
+
+    /// The state, from the read under way if there is one: it is asked to stop waiting,
+    /// and an event it had already taken is kept for the next call. Cancel-safe: dropped
+    /// meanwhile, the read stays under way (asked to stop) and the next call goes on with it.
+    async fn settled(&mut self) -> &mut State {
+        if let Some(reading) = self.reading.as_mut() {
+            reading.interrupt.notify_one();
+            let (state, result) = (&mut reading.future).await;
+            self.give_back(state, result);
+        }
+        self.state
+            .as_mut()
+            .expect("the state is here once no read is under way")
+    }
+
+    fn give_back(&mut self, state: Box<State>, result: Option<ReadResult>) {
+        self.reading = None;
+        self.state = Some(state);
+        self.ready = self.ready.take().or(result);
     }
 
     /// Closes both connections (without acknowledging anything). Dropping does the same.
     pub fn close(self) {}
 }
 
+impl<T: DeserializeOwned> Stream for DurableConsumer<T> {
+    type Item = Result<DurableEvent<T>, Error>;
+
+    /// The next event, as [`recv`](DurableConsumer::recv) yields it; the stream ends when
+    /// the consumer is closed ([`Error::Closed`]).
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match ready!(self.poll_raw(cx)) {
+            Err(Error::Closed) => Poll::Ready(None),
+            result => Poll::Ready(Some(result.map(DurableEvent::decode))),
+        }
+    }
+}
+
 impl State {
-    async fn recv_raw(&mut self) -> Result<RawDurableEvent, Error> {
+    fn progress(&self) -> Progress {
+        Progress {
+            buffered: self.stored.len(),
+            caught_up: self.stored.is_empty() && !self.read_wanted,
+            delivered: self.delivered,
+        }
+    }
+
+    /// The next event; `None` when `interrupt` is signalled while it waits for the server.
+    async fn next_event(&mut self, interrupt: &Notify) -> Option<ReadResult> {
         loop {
             if let Some(event) = self.connection_events.pop_front() {
-                return Ok(RawDurableEvent::Connection(event));
+                return Some(Ok(RawDurableEvent::Connection(event)));
             }
             if let Some(event) = self.stored.pop_front() {
                 self.delivered = event.event_id;
                 self.unacknowledged.push_back(event.event_id);
-                return Ok(RawDurableEvent::Event(event));
+                return Some(Ok(RawDurableEvent::Event(event)));
             }
             if self.read_wanted {
-                self.read().await?;
+                if let Err(error) = self.read().await {
+                    return Some(Err(error));
+                }
                 continue;
             }
             let poll_at = self.last_read + self.subscription.poll_interval;
             let wake_at = self.retry.map_or(poll_at, |(at, _)| at.min(poll_at));
+            // The consumer shows these while this read holds the state.
+            *lock(&self.shown) = self.progress();
             tokio::select! {
                 wake_up = self.listener.recv() => {
-                    self.take(wake_up)?;
+                    let mut taken = self.take(wake_up);
                     // Many notifications are one wake-up: take all that are already here.
-                    while let Some(wake_up) = self.listener.recv().now_or_never() {
-                        self.take(wake_up)?;
+                    while let (Ok(()), Some(wake_up)) = (&taken, self.listener.recv().now_or_never()) {
+                        taken = self.take(wake_up);
+                    }
+                    if let Err(error) = taken {
+                        return Some(Err(error));
                     }
                 }
+                () = interrupt.notified() => return None,
                 () = sleep_until(wake_at) => self.read_wanted = true,
             }
         }

@@ -157,7 +157,7 @@ impl ChannelRelay {
             }
             let may_read = !stopping
                 && pending.len() < settings.window
-                && (consumer.buffered() > 0 || pending.is_empty());
+                && (consumer.buffered_events() > 0 || pending.is_empty());
             let acknowledgement_waits = pending.is_empty() && unacknowledged > 0;
             let catching_up = pending.is_empty() && busy;
             tokio::select! {

@@ -204,7 +204,7 @@ impl<T> WalConsumer<T> {
     }
 
     /// How many decoded messages wait to be yielded.
-    pub fn buffered(&self) -> usize {
+    pub fn buffered_events(&self) -> usize {
         self.state.ready.len()
     }
 

@@ -165,7 +165,7 @@ async fn durable(
                     }
                     Printed::More => {}
                 }
-                if consumer.buffered() == 0 {
+                if consumer.buffered_events() == 0 {
                     consumer.ack(event.event_id).await?;
                 }
             }
