@@ -29,7 +29,7 @@ endif
 # cargo pgrx writes into PostgreSQL's folders; sudo when they are not writable.
 SUDO_FLAG := $(if $(shell test -w "$$($(PG_CONFIG) --pkglibdir)" && echo yes),,--sudo)
 
-.PHONY: all setup install install-cli db stop demo test pg-test integration-test lint bench bench-quick
+.PHONY: all setup install install-cli db stop demo test pg-test integration-test package packages lint bench bench-quick
 
 all: install
 
@@ -64,6 +64,17 @@ test: setup
 	$(MAKE) pg-test
 	$(MAKE) install
 	$(MAKE) integration-test
+	bash scripts/package-test.sh
+	$(MAKE) install
+
+# The Debian package of PG_CONFIG's major (postgresql-NN-column-notify, in target/packages);
+# `make packages` builds one for every supported major.
+package: setup
+	bash scripts/package.sh
+
+packages:
+	$(MAKE) package
+	for major in 14 16 17 18; do $(MAKE) package PG=$$major || exit 1; done
 
 pg-test: setup
 	bash scripts/pg-test.sh
