@@ -111,7 +111,9 @@ impl Receiving {
                             continue;
                         };
                         let _ = sender.send((key_of(&event.payload), Instant::now()));
-                        if consumer.buffered_events() == 0 && consumer.ack(event.event_id).await.is_err() {
+                        if consumer.buffered_events() == 0
+                            && consumer.ack(event.event_id).await.is_err()
+                        {
                             return;
                         }
                     }
