@@ -54,6 +54,19 @@ CREATE FUNCTION watch_columns(
 COMMENT ON FUNCTION watch_columns(regclass, name[], text, text[], name[], name[], name[], boolean, boolean, boolean, text, text) IS
     'Notify channel with {id, old, new} JSON whenever one of the columns cols of tbl changes';
 
+-- watch_column's one column as install_watch takes it, refusing a NULL under its own
+-- argument name.
+CREATE FUNCTION column_notify.single_column(col name) RETURNS pg_catalog.text[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $single$
+BEGIN
+    IF col IS NULL THEN
+        RAISE EXCEPTION 'argument "col" must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN ARRAY[col::pg_catalog.text];
+END
+$single$;
+
 CREATE FUNCTION watch_column(
     tbl regclass,
     col name,
@@ -69,7 +82,7 @@ CREATE FUNCTION watch_column(
     delivery text DEFAULT 'notify'
 ) RETURNS text
     LANGUAGE sql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
-    RETURN column_notify.install_watch(tbl, ARRAY[col]::pg_catalog.text[], channel, events,
+    RETURN column_notify.install_watch(tbl, column_notify.single_column(col), channel, events,
                                        key::pg_catalog.text[], include::pg_catalog.text[],
                                        exclude::pg_catalog.text[], durable, metadata, batch,
                                        filter, delivery);

@@ -60,6 +60,32 @@ async fn bad_input_is_refused_with_its_sqlstate_and_leaves_nothing() {
     assert_refused(c, "SELECT watch_column(NULL, 'a')", "22004").await;
     assert_refused(c, "SELECT watch_column('t', NULL)", "22004").await;
     assert_refused(c, "SELECT unwatch_column('t', 'missing')", "42703").await;
+    // Each function names its own argument, and PostgreSQL's way of naming a relation.
+    for (statement, message) in [
+        (
+            "SELECT watch_column('t', NULL)",
+            "argument \"col\" must not be null",
+        ),
+        (
+            "SELECT watch_columns('t', ARRAY[NULL]::name[])",
+            "argument \"cols\" must not contain NULL",
+        ),
+        (
+            "SELECT watch_column('t', 'missing')",
+            "column \"missing\" of relation \"t\" does not exist",
+        ),
+        (
+            "SELECT watch_column('no_key', 'a')",
+            "table \"no_key\" has no primary key",
+        ),
+    ] {
+        let error = db.error_of(statement).await;
+        assert_eq!(
+            error.as_db_error().map(|db| db.message()),
+            Some(message),
+            "{statement}"
+        );
+    }
 
     // 63 bytes is the longest usable channel name.
     let longest = "c".repeat(63);
