@@ -80,18 +80,21 @@ pg-test: setup
 	bash scripts/pg-test.sh
 
 # The relay's tests start nats-servers of their own (scripts/fetch-nats.sh fetches it once).
+# The listener's unit tests also run without TLS (its tls-rustls feature off).
 integration-test:
 	NATS_SERVER="$$(bash scripts/fetch-nats.sh)" \
 		bash scripts/with-database.sh cargo test -p integration_tests -p column_notify_listener
+	cargo test -p column_notify_listener --lib --no-default-features
 
 # With PG= (or a PG_CONFIG other than the default) the extension is linted with that
 # major's feature; the rest of the workspace does not depend on the major.
-# With Debian's 15 also the listener crate as crates.io would get it: packaged, then built
-# from the package.
+# With Debian's 15 also the listener without TLS, and the crate as crates.io would get it:
+# packaged, then built from the package.
 lint:
 	cargo fmt --all --check
 ifeq ($(PG_CONFIG),/usr/bin/pg_config)
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p column_notify_listener --no-default-features --all-targets -- -D warnings
 	cargo package -q -p column_notify_listener --locked --allow-dirty
 else
 	PGRX_PG_CONFIG_PATH=$(PG_CONFIG) cargo clippy -p pg_column_notify --all-targets \

@@ -21,7 +21,7 @@ impl Target {
     pub(crate) fn new(conninfo: &str, verification: &TlsVerification) -> Result<Target, Error> {
         let info = ConnInfo::resolve(conninfo)?;
         let tls = TlsPlan::new(&info, verification)?;
-        let pg = info.pg_config(tls.tokio_mode(&info))?;
+        let pg = info.pg_config(tls.tokio_mode())?;
         Ok(Target { info, tls, pg })
     }
 

@@ -6,18 +6,18 @@ use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::task::Poll;
 
+use crate::tls::Connector;
 use tokio::sync::mpsc::{Sender, UnboundedReceiver};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, Client, Connection, Socket};
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::channels::Request;
 use super::events::{Notification, RawEvent};
 use super::settings::Settings;
 use crate::error::{describe, Error};
 
-type PgConnection = Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
+type PgConnection = Connection<Socket, <Connector as MakeTlsConnect<Socket>>::Stream>;
 
 /// A connected session that listens on every channel.
 pub(crate) struct Session {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio_postgres_rustls::MakeRustlsConnect;
+use crate::tls::Connector;
 
 use super::channels::Channels;
 use crate::backoff::Backoff;
@@ -56,7 +56,7 @@ impl Default for HealthCheck {
 /// Everything a running listener needs, checked.
 pub(crate) struct Settings {
     pub(crate) target: Target,
-    pub(crate) tls: MakeRustlsConnect,
+    pub(crate) tls: Connector,
     pub(crate) channels: Channels,
     pub(crate) buffer: usize,
     pub(crate) backoff: Backoff,

@@ -1,19 +1,21 @@
-//! TLS with rustls, set up from the connection string's `sslmode`, `sslrootcert`, `sslcert`
-//! and `sslkey` as libpq sets it up, for tokio-postgres and for the replication protocol.
+//! TLS set up from the connection string's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`
+//! as libpq sets it up, for tokio-postgres and for the replication protocol. The checks are
+//! decided here; [`rustls`] makes the connections (the `tls-rustls` feature, on by default),
+//! and without it [`plain`] refuses what needs TLS.
+
+#[cfg(not(feature = "tls-rustls"))]
+mod plain;
+#[cfg(feature = "tls-rustls")]
+mod rustls;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use tokio_postgres_rustls::MakeRustlsConnect;
+#[cfg(not(feature = "tls-rustls"))]
+use self::plain as backend;
+#[cfg(feature = "tls-rustls")]
+use self::rustls as backend;
+pub(crate) use backend::Connector;
 
 use crate::conninfo::ConnInfo;
 use crate::error::Error;
@@ -64,14 +66,14 @@ pub enum TlsVerification {
 
 /// Which certificates a server's is checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Roots {
+pub(crate) enum Roots {
     WebPki,
     File(PathBuf),
 }
 
 /// How the server is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum ServerCheck {
+pub(crate) enum ServerCheck {
     Nothing,
     Certificate { roots: Roots, host_name: bool },
 }
@@ -80,9 +82,10 @@ enum ServerCheck {
 /// client certificate to present.
 #[derive(Debug, Clone)]
 pub(crate) struct TlsPlan {
-    /// libpq's sslmode, for the replication protocol's own TLS.
-    mode: String,
+    /// The sslmode tokio-postgres knows that behaves as `mode` for these hosts.
+    tokio_mode: &'static str,
     check: ServerCheck,
+    /// The client certificate and its key.
     client: Option<(PathBuf, PathBuf)>,
 }
 
@@ -107,76 +110,33 @@ impl TlsPlan {
             },
             TlsVerification::NoVerification => ServerCheck::Nothing,
         };
+        let tokio_mode = match mode {
+            _ if info.only_sockets() => "disable",
+            "disable" => "disable",
+            "allow" | "prefer" => "prefer",
+            _ => "require",
+        };
         Ok(TlsPlan {
-            mode: mode.to_owned(),
+            tokio_mode,
             check,
             client: client_certificate(info)?,
         })
     }
 
     /// The sslmode tokio-postgres knows that behaves as this one.
-    pub(crate) fn tokio_mode(&self, info: &ConnInfo) -> &'static str {
-        match self.mode.as_str() {
-            _ if info.only_sockets() => "disable",
-            "disable" => "disable",
-            "allow" | "prefer" => "prefer",
-            _ => "require",
-        }
+    pub(crate) fn tokio_mode(&self) -> &'static str {
+        self.tokio_mode
     }
 
-    pub(crate) fn connector(&self) -> Result<MakeRustlsConnect, Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|error| Error::Tls(error.to_string()))?;
-        let builder = match &self.check {
-            ServerCheck::Nothing => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PartialCheck {
-                    chain: None,
-                    provider,
-                })),
-            ServerCheck::Certificate {
-                roots,
-                host_name: true,
-            } => builder.with_root_certificates(root_store(roots)?),
-            ServerCheck::Certificate {
-                roots,
-                host_name: false,
-            } => {
-                let chain = WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(root_store(roots)?),
-                    provider.clone(),
-                )
-                .build()
-                .map_err(|error| Error::Tls(error.to_string()))?;
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(PartialCheck {
-                        chain: Some(chain),
-                        provider,
-                    }))
-            }
-        };
-        let config = match &self.client {
-            None => builder.with_no_client_auth(),
-            Some((certificate, key)) => {
-                let chain = read_certificates(certificate, "sslcert")?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|error| {
-                    Error::Tls(format!("cannot read sslkey \"{}\": {error}", key.display()))
-                })?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|error| Error::Tls(format!("sslcert and sslkey: {error}")))?
-            }
-        };
-        Ok(MakeRustlsConnect::new(config))
+    /// What tokio-postgres makes TLS connections with.
+    pub(crate) fn connector(&self) -> Result<Connector, Error> {
+        backend::connector(self)
     }
 
     /// The same plan for the replication protocol's connection (pgwire-replication).
     pub(crate) fn replication(&self, info: &ConnInfo) -> pgwire_replication::TlsConfig {
         use pgwire_replication::TlsConfig;
-        let tls = match (&self.check, self.tokio_mode(info)) {
+        let tls = match (&self.check, self.tokio_mode) {
             (_, "disable") => return TlsConfig::disabled(),
             (ServerCheck::Nothing, "prefer") => TlsConfig {
                 mode: pgwire_replication::SslMode::Prefer,
@@ -204,46 +164,10 @@ impl TlsPlan {
 
     /// A connection failure, with what to change when the server's certificate was refused.
     pub(crate) fn explain(&self, info: &ConnInfo, error: tokio_postgres::Error) -> Error {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-        while let Some(cause) = source {
-            // tokio-rustls reports rustls' error inside an io::Error, whose source() skips it.
-            let inner = cause
-                .downcast_ref::<std::io::Error>()
-                .and_then(std::io::Error::get_ref)
-                .map(|inner| inner as &(dyn std::error::Error + 'static));
-            for candidate in [Some(cause), inner].into_iter().flatten() {
-                if let Some(rustls::Error::InvalidCertificate(refusal)) =
-                    candidate.downcast_ref::<rustls::Error>()
-                {
-                    return Error::Tls(self.refusal_hint(info, refusal));
-                }
-            }
-            source = cause.source();
+        match backend::certificate_refusal(self, info, &error) {
+            Some(explained) => Error::Tls(explained),
+            None => Error::Connect(error),
         }
-        Error::Connect(error)
-    }
-
-    fn refusal_hint(&self, info: &ConnInfo, refusal: &CertificateError) -> String {
-        let roots = match &self.check {
-            ServerCheck::Certificate {
-                roots: Roots::File(path),
-                ..
-            } => format!("the CA certificates of \"{}\"", path.display()),
-            _ => "the Mozilla root certificates (sslrootcert=system)".to_owned(),
-        };
-        let way_out = match refusal {
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!(
-                    "it does not name host \"{}\": connect with a name it holds, or use sslmode=verify-ca to check only who signed it",
-                    info.first_host()
-                )
-            }
-            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
-                "it is not signed by {roots}: set sslrootcert to the CA file that signed it, or use sslmode=require to encrypt without checking"
-            ),
-            _ => format!("checked against {roots}"),
-        };
-        format!("the server's certificate was refused ({refusal:?}); {way_out}")
     }
 }
 
@@ -335,108 +259,6 @@ fn default_file(name: &str) -> Option<PathBuf> {
     Some(home_file(name)).filter(|path| path.exists())
 }
 
-fn root_store(roots: &Roots) -> Result<RootCertStore, Error> {
-    match roots {
-        Roots::WebPki => Ok(RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        }),
-        Roots::File(path) => {
-            let mut store = RootCertStore::empty();
-            for certificate in read_certificates(path, "sslrootcert")? {
-                store.add(certificate).map_err(|error| {
-                    Error::Tls(format!("sslrootcert \"{}\": {error}", path.display()))
-                })?;
-            }
-            Ok(store)
-        }
-    }
-}
-
-fn read_certificates(path: &Path, parameter: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let unreadable = |error: &dyn std::fmt::Display| {
-        Error::Tls(format!(
-            "cannot read {parameter} \"{}\": {error}",
-            path.display()
-        ))
-    };
-    let certificates = CertificateDer::pem_file_iter(path)
-        .map_err(|error| unreadable(&error))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| unreadable(&error))?;
-    if certificates.is_empty() {
-        return Err(Error::Tls(format!(
-            "{parameter} \"{}\" holds no certificate",
-            path.display()
-        )));
-    }
-    Ok(certificates)
-}
-
-/// The checks rustls' own verifier cannot be told to make: the certificate chain without the
-/// host name (`verify-ca`), or no certificate at all (`require`). The handshake's signatures
-/// are checked either way, so the server must hold the key of the certificate it shows.
-#[derive(Debug)]
-struct PartialCheck {
-    /// The chain's verifier; `None` accepts any certificate.
-    chain: Option<Arc<WebPkiServerVerifier>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PartialCheck {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(chain) = &self.chain else {
-            return Ok(ServerCertVerified::assertion());
-        };
-        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,6 +269,7 @@ mod tests {
         TlsPlan::new(&info, verification)
     }
 
+    #[cfg(feature = "tls-rustls")]
     #[test]
     fn every_verification_builds() {
         for verification in [
@@ -482,10 +305,9 @@ mod tests {
             }
         );
         let tokio_mode = |text: &str| {
-            let info = ConnInfo::resolve_in(text, &Environment::fixed(&[("USER", "u")])).unwrap();
-            TlsPlan::new(&info, &TlsVerification::default())
+            plan(text, &TlsVerification::default())
                 .unwrap()
-                .tokio_mode(&info)
+                .tokio_mode()
         };
         assert_eq!(
             tokio_mode("host=db sslmode=verify-ca sslrootcert=/ca.pem"),
@@ -507,6 +329,11 @@ mod tests {
         assert!(
             error("host=db sslcert=/nonexistent/c.crt").contains("sslcert \"/nonexistent/c.crt\"")
         );
+    }
+
+    #[cfg(feature = "tls-rustls")]
+    #[test]
+    fn an_unreadable_root_file_is_named() {
         let unreadable = plan(
             "host=db sslmode=verify-ca sslrootcert=/nonexistent/ca.pem",
             &TlsVerification::default(),
@@ -520,5 +347,17 @@ mod tests {
             unreadable.contains("sslrootcert \"/nonexistent/ca.pem\""),
             "{unreadable}"
         );
+    }
+
+    #[cfg(not(feature = "tls-rustls"))]
+    #[test]
+    fn without_tls_what_needs_it_is_refused() {
+        let connector = |text: &str| plan(text, &TlsVerification::default()).unwrap().connector();
+        assert!(connector("host=db sslmode=prefer").is_ok());
+        assert!(connector("host=/tmp sslmode=require").is_ok());
+        let refused = connector("host=db sslmode=require")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("tls-rustls feature"), "{refused}");
     }
 }
