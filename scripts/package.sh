@@ -16,15 +16,16 @@ major="$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')"
 version="$(sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)"
 arch="$(dpkg --print-architecture)"
 name="postgresql-$major-column-notify"
-work="target/package/$name"
+work="target/deb/$name"
 root="$work/root"
 lib="$root/usr/lib/postgresql/$major/lib"
 extension="$root/usr/share/postgresql/$major/extension"
 
 rm -rf "$work"
+mkdir -p "$work"
 say "building $name $version for $("$PG_CONFIG" --version)"
-cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$work/build" >"$work.log" 2>&1 \
-    || { tail -n 30 "$work.log" >&2; exit 1; }
+cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$work/build" >"$work/build.log" 2>&1 \
+    || { tail -n 30 "$work/build.log" >&2; exit 1; }
 mkdir -p "$lib" "$extension" "$root/DEBIAN"
 # cargo pgrx lays the files out under pg_config's own folders (a fetched server's are not
 # Debian's): they go to Debian's folders of the major.
