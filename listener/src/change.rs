@@ -2,7 +2,9 @@
 //! batch's payload into its changes.
 
 use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -59,10 +61,10 @@ pub struct Change<T = Value> {
     /// composite key.
     pub id: Value,
     /// The row before the change (`None` for an insert, or when the payload was truncated).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "old_row")]
     pub old: Option<T>,
     /// The row after the change (`None` for a delete, or when the payload was truncated).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "new_row")]
     pub new: Option<T>,
     /// The operation, when the sender says it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,6 +98,45 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+fn old_row<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    deserializer.deserialize_any(Row("old", PhantomData))
+}
+
+fn new_row<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    deserializer.deserialize_any(Row("new", PhantomData))
+}
+
+/// `old` or `new`: a row object, decoded as `T`, or null.
+struct Row<T>(&'static str, PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Row<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        write!(formatter, "`{}` to be a row object or null", self.0)
+    }
+
+    fn visit_unit<E>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+    }
+}
+
 impl<T: DeserializeOwned> Change<T> {
     /// Decodes a notification payload.
     ///
@@ -113,7 +154,13 @@ impl<T: DeserializeOwned> Change<T> {
     /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn from_payload(payload: &str) -> Result<Self, serde_json::Error> {
-        Self::from_value(serde_json::from_str(payload)?)
+        // Read straight into the change, in one pass; a struct would also take an array.
+        if !payload.trim_start().starts_with('{') {
+            let not_json = serde_json::from_str::<IgnoredAny>(payload).err();
+            return Err(not_json
+                .unwrap_or_else(|| serde::de::Error::custom("the payload is not a JSON object")));
+        }
+        serde_json::from_str(payload)
     }
 
     /// Decodes a payload already parsed, such as one element of a batch (see

@@ -1,13 +1,14 @@
 //! What a listener yields (changes, undecodable payloads and connection events), the
 //! notifications they come from, and how a notification is split and decoded into them.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::change::{skipped_before, split_batch, Change};
+use crate::change::{skipped_before, split_batch_str, Change};
 
 /// A notification exactly as PostgreSQL delivered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,14 +152,48 @@ impl<T: DeserializeOwned> Event<T> {
     }
 }
 
-/// One event of a raw event, its change parsed as JSON but not yet typed (so that a
-/// listener can hold the rest of a batch and still change its row type).
+/// Where the changes of a payload are: the whole payload, or each element of a batch. Only
+/// a payload whose first key may be `changes` is read through to tell (a batch has no other
+/// key); any other is one change, which decoding checks.
+fn change_texts(payload: &str) -> Result<Vec<Range<usize>>, serde_json::Error> {
+    if !may_be_batch(payload) {
+        return Ok(std::iter::once(0..payload.len()).collect());
+    }
+    let start = payload.as_ptr() as usize;
+    Ok(split_batch_str(payload)?
+        .into_iter()
+        .map(|text| {
+            let offset = text.as_ptr() as usize - start;
+            offset..offset + text.len()
+        })
+        .collect())
+}
+
+/// Whether the payload is an object whose first key is, or may be, `changes` (one with an
+/// escape in it might spell it).
+fn may_be_batch(payload: &str) -> bool {
+    let Some(rest) = payload.trim_start().strip_prefix('{') else {
+        return false;
+    };
+    let Some(key) = rest.trim_start().strip_prefix('"') else {
+        return false;
+    };
+    match key.find(['"', '\\']) {
+        Some(end) => key[end..].starts_with('\\') || &key[..end] == "changes",
+        None => false,
+    }
+}
+
+/// One event of a raw event, its change found in the payload but not yet decoded (so that
+/// a listener can hold the rest of a batch and still change its row type). A change is
+/// decoded straight from its text, in one pass.
 #[derive(Debug)]
 pub(crate) enum Undecoded {
     Connection(ConnectionEvent),
     Change {
         notification: Arc<Notification>,
-        change: Value,
+        /// Where the change is in the payload: all of it, or one element of a batch.
+        text: Range<usize>,
     },
     Invalid {
         notification: Notification,
@@ -179,15 +214,13 @@ impl Undecoded {
                 count,
             })
         });
-        match serde_json::from_str(&notification.payload) {
-            Ok(payload) => {
+        match change_texts(&notification.payload) {
+            Ok(texts) => {
                 let notification = Arc::new(notification);
-                let changes = split_batch(payload)
-                    .into_iter()
-                    .map(|change| Undecoded::Change {
-                        notification: Arc::clone(&notification),
-                        change,
-                    });
+                let changes = texts.into_iter().map(|text| Undecoded::Change {
+                    notification: Arc::clone(&notification),
+                    text,
+                });
                 gap.into_iter().chain(changes).collect()
             }
             Err(error) => vec![Undecoded::Invalid {
@@ -200,19 +233,18 @@ impl Undecoded {
     pub(crate) fn decode<T: DeserializeOwned>(self) -> Event<T> {
         match self {
             Undecoded::Connection(event) => Event::Connection(event),
-            Undecoded::Change {
-                notification,
-                change,
-            } => match Change::from_value(change) {
-                Ok(change) => Event::Change {
-                    channel: notification.channel.clone(),
-                    change: Box::new(change),
-                },
-                Err(error) => Event::InvalidPayload {
-                    notification: Notification::clone(&notification),
-                    error: error.to_string(),
-                },
-            },
+            Undecoded::Change { notification, text } => {
+                match Change::from_payload(&notification.payload[text]) {
+                    Ok(change) => Event::Change {
+                        channel: notification.channel.clone(),
+                        change: Box::new(change),
+                    },
+                    Err(error) => Event::InvalidPayload {
+                        notification: Notification::clone(&notification),
+                        error: error.to_string(),
+                    },
+                }
+            }
             Undecoded::Invalid {
                 notification,
                 error,
