@@ -81,9 +81,11 @@ async fn upgraded_schema_equals_a_fresh_install() {
     let upgraded: String = db.client.query_one(describe, &[]).await.unwrap().get(0);
     // An upgraded database also keeps 0.4.0's names of the durable API (a fresh one has only
     // column_notify's); beside them, the same member objects either way.
+    // (PostgreSQL 17 and later also list a view's row types as members: not counted.)
     let kept: Vec<&str> = upgraded
         .lines()
         .filter(|object| !fresh.lines().any(|line| line == *object))
+        .filter(|object| !object.starts_with("type "))
         .collect();
     assert_eq!(
         kept,

@@ -44,6 +44,8 @@ impl Session {
     ))]
     pub(crate) async fn open(settings: &Settings) -> Result<Session, Error> {
         let opening = async {
+            // Without tls-rustls the connector is NoTls, which is Copy; rustls' is not.
+            #[allow(clippy::clone_on_copy)]
             let (client, mut connection) = settings
                 .target
                 .pg
