@@ -166,15 +166,9 @@ impl<T: DeserializeOwned> Change<T> {
     /// Decodes a payload already parsed, such as one element of a batch (see
     /// [`split_batch`]). Fails like [`Change::from_payload`].
     pub fn from_value(value: Value) -> Result<Self, serde_json::Error> {
-        let Value::Object(object) = &value else {
+        // `old` and `new` are checked as rows by their deserializer (`Row`).
+        if !value.is_object() {
             return Err(serde::de::Error::custom("the payload is not a JSON object"));
-        };
-        for row in ["old", "new"] {
-            if !matches!(object.get(row), None | Some(Value::Null | Value::Object(_))) {
-                return Err(serde::de::Error::custom(format_args!(
-                    "`{row}` is neither a row object nor null"
-                )));
-            }
         }
         serde_json::from_value(value)
     }
@@ -447,5 +441,24 @@ mod tests {
         ] {
             assert!(split_batch_str(payload).is_err(), "{payload:?}");
         }
+    }
+
+    #[test]
+    fn rows_that_are_not_objects_are_refused_from_text_and_from_values() {
+        for (payload, row) in [
+            (r#"{"id": 1, "old": 5}"#, "`old`"),
+            (r#"{"id": 1, "new": "not a row"}"#, "`new`"),
+            (r#"{"id": 1, "new": [1]}"#, "`new`"),
+        ] {
+            let from_text = Change::<Value>::from_payload(payload)
+                .unwrap_err()
+                .to_string();
+            assert!(from_text.contains(row), "{payload}: {from_text}");
+            let value: Value = serde_json::from_str(payload).unwrap();
+            let from_value = Change::<Value>::from_value(value).unwrap_err().to_string();
+            assert!(from_value.contains(row), "{payload}: {from_value}");
+        }
+        let rows = Change::<Value>::from_payload(r#"{"id": 1, "old": null, "new": {"a": 1}}"#);
+        assert_eq!(rows.unwrap().new, Some(serde_json::json!({"a": 1})));
     }
 }

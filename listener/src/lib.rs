@@ -142,5 +142,5 @@ pub use tls::TlsVerification;
 pub use tokio_postgres;
 pub use wal::{
     slot_name, RawWalEvent, WalConsumer, WalConsumerBuilder, WalEvent, WalMessage, WalPosition,
-    MESSAGE_PREFIX, PUBLICATION,
+    MESSAGE_PREFIX, PUBLICATION, SLOT_PREFIX,
 };

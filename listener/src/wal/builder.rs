@@ -82,7 +82,8 @@ impl WalConsumerBuilder {
         self
     }
 
-    /// How the server's certificate is checked when the URL asks for TLS.
+    /// How the server certificate is checked when the connection uses TLS, whatever the
+    /// connection string's `sslmode` would check (see [`TlsVerification`]).
     pub fn tls_verification(mut self, verification: TlsVerification) -> Self {
         self.verification = verification;
         self

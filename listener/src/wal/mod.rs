@@ -7,6 +7,6 @@ mod consumer;
 mod events;
 
 pub use builder::WalConsumerBuilder;
-pub use connection::{slot_name, PUBLICATION};
+pub use connection::{slot_name, PUBLICATION, SLOT_PREFIX};
 pub use consumer::{WalConsumer, MESSAGE_PREFIX};
 pub use events::{RawWalEvent, WalEvent, WalMessage, WalPosition};

@@ -1,7 +1,7 @@
 //! `column-notify consumers`: each durable consumer's acknowledged position and backlog,
 //! and each WAL consumer's replication slot with the WAL it keeps.
 
-use column_notify_listener::{connect_client, Error, TlsVerification};
+use column_notify_listener::{connect_client, Error, TlsVerification, SLOT_PREFIX};
 
 use crate::failure::Failure;
 use crate::output;
@@ -19,16 +19,21 @@ const DURABLE: &str = "
     FROM column_notify.consumers c
     ORDER BY c.channel, c.consumer";
 
-/// The slots of WAL consumers (`column_notify_<name>`) in this database.
-const WAL: &str = "
-    SELECT pg_catalog.substr(s.slot_name::text, 15) AS consumer, s.active,
-           s.confirmed_flush_lsn AS confirmed,
-           pg_catalog.pg_size_pretty(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(),
-                                                                s.restart_lsn)) AS wal_kept
-    FROM pg_catalog.pg_replication_slots s
-    WHERE s.slot_name::text LIKE 'column\\_notify\\_%'
-      AND s.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
-    ORDER BY 1";
+/// The slots of WAL consumers (`column_notify_<name>`: the crate's slot names) in this
+/// database. The prefix is a constant of letters and underscores, safe as a literal.
+fn wal_sql() -> String {
+    format!(
+        "SELECT pg_catalog.substr(s.slot_name::text, {start}) AS consumer, s.active,
+                s.confirmed_flush_lsn AS confirmed,
+                pg_catalog.pg_size_pretty(pg_catalog.pg_wal_lsn_diff(
+                    pg_catalog.pg_current_wal_lsn(), s.restart_lsn)) AS wal_kept
+         FROM pg_catalog.pg_replication_slots s
+         WHERE pg_catalog.starts_with(s.slot_name::text, '{SLOT_PREFIX}')
+           AND s.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+         ORDER BY 1",
+        start = SLOT_PREFIX.len() + 1
+    )
+}
 
 pub async fn run(url: &str, tls: &TlsVerification, json: bool) -> Result<(), Failure> {
     let client = connect_client(url, tls).await?;
@@ -49,7 +54,8 @@ pub async fn run(url: &str, tls: &TlsVerification, json: bool) -> Result<(), Fai
         let sql = format!(
             "SELECT pg_catalog.json_build_object(
                  'durable', (SELECT COALESCE(pg_catalog.json_agg(d), '[]') FROM ({DURABLE}) d),
-                 'wal', (SELECT COALESCE(pg_catalog.json_agg(w), '[]') FROM ({WAL}) w))::text"
+                 'wal', (SELECT COALESCE(pg_catalog.json_agg(w), '[]') FROM ({wal}) w))::text",
+            wal = wal_sql()
         );
         let text: String = client
             .query_one(&sql, &[])
@@ -60,7 +66,7 @@ pub async fn run(url: &str, tls: &TlsVerification, json: bool) -> Result<(), Fai
         return Ok(());
     }
     let durable = Table::of_query(&client, DURABLE).await?;
-    let wal = Table::of_query(&client, WAL).await?;
+    let wal = Table::of_query(&client, &wal_sql()).await?;
     let section = |table: &Table, title: &str, none: &str| {
         if table.rows.is_empty() {
             format!("{none}\n")
