@@ -25,6 +25,7 @@ sql() { psql -X -q -v ON_ERROR_STOP=1 "$url" "$@"; }
 # name|label|install (on {table})
 VARIANTS="none|no trigger|
 notify|pg_column_notify (NOTIFY)|SELECT watch_column('{table}', 'canceled', 'conc_notify')
+batch|pg_column_notify, batch => true|SELECT watch_column('{table}', 'canceled', 'conc_batch', batch => true)
 wal|pg_column_notify, delivery => 'wal'|SELECT watch_column('{table}', 'canceled', 'conc_wal', delivery => 'wal')
 plpgsql|plpgsql + pg_notify|CREATE TRIGGER reference AFTER UPDATE ON {table} FOR EACH ROW WHEN (OLD.canceled IS DISTINCT FROM NEW.canceled) EXECUTE PROCEDURE bench_reference_notify()
 plpgsql_wal|plpgsql + pg_logical_emit_message|CREATE TRIGGER reference AFTER UPDATE ON {table} FOR EACH ROW WHEN (OLD.canceled IS DISTINCT FROM NEW.canceled) EXECUTE PROCEDURE bench_reference_emit_message()"
@@ -76,7 +77,7 @@ rounds() {
     done
 }
 
-rounds alone none notify wal plpgsql plpgsql_wal
+rounds alone none notify batch wal plpgsql plpgsql_wal
 "$CLI" --database-url "$url" listen conc_notify >/dev/null 2>&1 &
 consumers+=($!)
 "$CLI" --database-url "$url" listen conc_wal --consumer conc_bench >/dev/null 2>&1 &

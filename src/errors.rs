@@ -20,8 +20,6 @@ pub enum WatchError {
     UnknownEvent { event: String },
     #[error("options \"{0}\" and \"{1}\" cannot be combined")]
     ConflictingOptions(&'static str, &'static str),
-    #[error("a batched watch takes exactly one event")]
-    BatchOfSeveralEvents,
     #[error("relation {relation} does not exist")]
     UnknownRelation { relation: String },
     #[error("\"{relation}\" is not a table")]
@@ -87,10 +85,9 @@ impl WatchError {
         use PgSqlErrorCode::*;
         match self {
             Self::NullArgument(_) | Self::NullElement(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            Self::EmptyList(_)
-            | Self::UnknownEvent { .. }
-            | Self::ConflictingOptions(..)
-            | Self::BatchOfSeveralEvents => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::EmptyList(_) | Self::UnknownEvent { .. } | Self::ConflictingOptions(..) => {
+                ERRCODE_INVALID_PARAMETER_VALUE
+            }
             Self::DuplicateColumn { .. } => ERRCODE_DUPLICATE_COLUMN,
             Self::UnknownRelation { .. } => ERRCODE_UNDEFINED_TABLE,
             Self::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
@@ -123,11 +120,6 @@ impl WatchError {
             Self::UnknownEvent { .. } => "Events are insert, update and delete.".into(),
             Self::ConflictingOptions(..) => {
                 "Either list the columns to show (include) or the ones to hide (exclude).".into()
-            }
-            Self::BatchOfSeveralEvents => {
-                "PostgreSQL gives a statement's changed rows to triggers of one event only: \
-                 batch one event, or leave batch off."
-                    .into()
             }
             Self::UnknownRelation { .. } => {
                 "Check the name and the search_path, or qualify the table with its schema.".into()

@@ -15,7 +15,7 @@ mod watch;
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     errors::keep_backtraces_out_of_errors();
-    delivery::queue_pressure::init();
+    delivery::init();
 }
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);

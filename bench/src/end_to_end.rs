@@ -3,7 +3,9 @@
 //! baseline, a plain tokio-postgres connection that only reads `AsyncMessage::Notification`
 //! (what libpq's `PQnotifies` gives; no parsing while receiving), and between the two the
 //! same plain connection parsing each payload into a `serde_json::Value` as it arrives, which
-//! tells the cost of JSON from the cost of the crate.
+//! tells the cost of JSON from the cost of the crate. And the command-line tool,
+//! `column-notify listen` printing JSON lines to a pipe, beside a bare receiver printing each
+//! payload to a pipe (`print-notifications`); both are processes the benchmark reads.
 //!
 //! 1. Throughput, paced by the writer: `--events` changes committed to an appointments table
 //!    watched with `watch_column`, `--batch` rows per committed UPDATE; events / time from the
@@ -19,13 +21,19 @@
 //! arrive exactly once, or the run fails saying what is missing.
 //!
 //! Usage: end-to-end [--events N] [--batch N] [--runs N] [--rate N] [--seconds N] [--markdown]
-//! Needs DATABASE_URL (best a database of its own) with the extension installed.
+//! Needs DATABASE_URL (best a database of its own) with the extension installed, and
+//! `column-notify` and `print-notifications` built beside this program.
 
 use std::collections::{HashMap, HashSet};
 use std::future::poll_fn;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use column_notify_listener::{Event, Listener};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, Statement};
@@ -103,9 +111,19 @@ enum Receiver {
     Parsing,
     /// A plain tokio-postgres connection that only reads the notifications.
     Baseline,
+    /// `column-notify listen`, its JSON lines read from a pipe.
+    Cli,
+    /// `print-notifications`: a plain connection printing each payload, read from a pipe.
+    Printing,
 }
 
-const RECEIVERS: [Receiver; 3] = [Receiver::Crate, Receiver::Parsing, Receiver::Baseline];
+const RECEIVERS: [Receiver; 5] = [
+    Receiver::Crate,
+    Receiver::Parsing,
+    Receiver::Baseline,
+    Receiver::Cli,
+    Receiver::Printing,
+];
 /// The index of the baseline in `RECEIVERS`.
 const BASELINE: usize = 2;
 
@@ -115,6 +133,17 @@ impl Receiver {
             Receiver::Crate => "column_notify_listener",
             Receiver::Parsing => "tokio-postgres + serde_json",
             Receiver::Baseline => "tokio-postgres (baseline)",
+            Receiver::Cli => "column-notify listen, JSON lines to a pipe",
+            Receiver::Printing => "tokio-postgres printing each payload to a pipe",
+        }
+    }
+
+    /// The index in `RECEIVERS` of the bare receiver doing the same work without the crate.
+    fn counterpart(self) -> Option<usize> {
+        match self {
+            Receiver::Crate => Some(1),
+            Receiver::Cli => Some(4),
+            Receiver::Parsing | Receiver::Baseline | Receiver::Printing => None,
         }
     }
 
@@ -125,6 +154,7 @@ impl Receiver {
             Receiver::Parsing | Receiver::Baseline => {
                 listen_with_tokio_postgres(self, url, expected).await
             }
+            Receiver::Cli | Receiver::Printing => listen_with_process(self, url, expected).await,
         }
     }
 }
@@ -135,6 +165,8 @@ struct Receiving {
     task: JoinHandle<Result<Vec<Arrival>, String>>,
     /// A plain connection's client: dropping it would close the connection the task reads.
     client: Option<Client>,
+    /// A receiving process, stopped once its events are in.
+    process: Option<Child>,
 }
 
 impl Receiving {
@@ -146,6 +178,9 @@ impl Receiving {
             .unwrap_or_else(|error| fail(&format!("{label}: the receiving task failed: {error}")))
             .unwrap_or_else(|error| fail(&format!("{label}: {error}")));
         drop(self.client);
+        if let Some(mut process) = self.process {
+            let _ = process.kill().await;
+        }
         arrivals
     }
 }
@@ -193,6 +228,7 @@ async fn listen_with_crate(url: &str, expected: usize) -> Receiving {
         receiver: Receiver::Crate,
         task,
         client: None,
+        process: None,
     }
 }
 
@@ -258,6 +294,78 @@ async fn listen_with_tokio_postgres(receiver: Receiver, url: &str, expected: usi
         receiver,
         task,
         client: Some(client),
+        process: None,
+    }
+}
+
+/// A program built beside this one.
+fn sibling(name: &str) -> PathBuf {
+    let me = std::env::current_exe().unwrap_or_else(|error| fail(&error.to_string()));
+    me.with_file_name(name)
+}
+
+/// Starts a receiving process and reads its lines as they come (parsed after the last one,
+/// outside the timing); returns once the process says it is listening.
+async fn listen_with_process(receiver: Receiver, url: &str, expected: usize) -> Receiving {
+    let mut command = match receiver {
+        Receiver::Cli => {
+            let mut command = Command::new(sibling("column-notify"));
+            command.args(["--database-url", url, "listen", CHANNEL]);
+            command
+        }
+        _ => {
+            let mut command = Command::new(sibling("print-notifications"));
+            command.arg(CHANNEL).env("DATABASE_URL", url);
+            command
+        }
+    };
+    let mut process = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|error| fail(&format!("{}: {error}", receiver.label())));
+    let mut state = BufReader::new(process.stderr.take().expect("piped")).lines();
+    loop {
+        match state.next_line().await {
+            Ok(Some(line)) if line.contains("listening") => break,
+            Ok(Some(_)) => {}
+            _ => fail(&format!("{}: stopped before listening", receiver.label())),
+        }
+    }
+    let mut lines =
+        BufReader::with_capacity(1 << 16, process.stdout.take().expect("piped")).lines();
+    let task = tokio::spawn(async move {
+        let mut received = Vec::with_capacity(expected);
+        while received.len() < expected {
+            let line = tokio::time::timeout(IDLE_LIMIT, lines.next_line())
+                .await
+                .map_err(|_| missing(received.len(), expected))?
+                .map_err(|error| format!("reading the receiver's output: {error}"))?
+                .ok_or_else(|| format!("the receiver stopped after {} events", received.len()))?;
+            received.push((line, Instant::now()));
+        }
+        received
+            .into_iter()
+            .map(|(line, at)| {
+                let key = match receiver {
+                    Receiver::Cli => {
+                        let line: Value = serde_json::from_str(&line)
+                            .map_err(|error| format!("a line that is not JSON: {error}"))?;
+                        key_of(&line["payload"]["id"], line["payload"].get("new"))?
+                    }
+                    _ => key_of_payload(&line)?,
+                };
+                Ok(Arrival { key, at })
+            })
+            .collect()
+    });
+    Receiving {
+        receiver,
+        task,
+        client: None,
+        process: Some(process),
     }
 }
 
@@ -481,6 +589,14 @@ fn versus_baseline(figures: &[f64], index: usize) -> String {
     }
 }
 
+/// `figures[index]` over its bare counterpart's, or "-" for a bare receiver.
+fn versus_counterpart(figures: &[f64], index: usize) -> String {
+    match RECEIVERS[index].counterpart() {
+        Some(bare) => format!("{:.2}", figures[index] / figures[bare]),
+        None => "-".to_owned(),
+    }
+}
+
 /// The median of a figure of the runs of each receiver.
 fn medians(runs: &[Vec<Burst>], figure: impl Fn(&Burst) -> Duration) -> Vec<Duration> {
     runs.iter()
@@ -521,6 +637,7 @@ fn report_throughput(options: &Options, runs: &[Vec<Burst>], pace: Pace) {
                 RECEIVERS[i].label().to_owned(),
                 format!("{:.0}/s", rates[i]),
                 versus_baseline(&rates, i),
+                versus_counterpart(&rates, i),
                 format!("{:.0}/s", per_second(committing[i])),
                 format!("{:.1} ms", draining[i].as_secs_f64() * 1e3),
             ]
@@ -530,6 +647,7 @@ fn report_throughput(options: &Options, runs: &[Vec<Burst>], pace: Pace) {
         "receiver",
         "events/s",
         "/ baseline",
+        "/ bare counterpart",
         "writer's rows/s",
         after,
     ];
@@ -615,8 +733,10 @@ async fn main() {
         "pg_column_notify end to end: changes of a watched column received by the \
          column_notify_listener crate (payloads decoded into Change), by a plain tokio-postgres \
          connection parsing each payload into a serde_json::Value, and by the same connection \
-         only reading the notifications (the baseline); the receivers take turns, each alone \
-         with the server, and every committed change is checked to arrive exactly once.\n"
+         only reading the notifications (the baseline); by `column-notify listen` printing JSON \
+         lines to a pipe, and by a plain connection printing each payload to a pipe (its bare \
+         counterpart). The receivers take turns, each alone with the server, and every \
+         committed change is checked to arrive exactly once.\n"
     );
     report_throughput(&options, &paced, Pace::Batches(options.batch));
     report_throughput(&options, &backlog, Pace::AtOnce);

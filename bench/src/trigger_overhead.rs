@@ -245,6 +245,10 @@ async fn timed_update(client: &Client, table: &str, options: &Options) -> Durati
         .batch_execute("TRUNCATE column_notify.events")
         .await
         .unwrap_or_else(|error| fail(&format!("emptying the event log: {}", describe(&error))));
+    client
+        .batch_execute("CHECKPOINT")
+        .await
+        .unwrap_or_else(|error| fail(&format!("checkpoint: {}", describe(&error))));
     let update = update_sql(table, options);
     let start = Instant::now();
     client

@@ -2,10 +2,10 @@
 //! columns. It notifies when a watched column IS DISTINCT FROM its old value (every INSERT
 //! and DELETE, when fired for those), with no SQL and no plpgsql per row.
 //!
-//! Fired FOR EACH ROW it handles the row at hand. Fired FOR EACH STATEMENT with transition
-//! tables (as `watch_column` installs batched watches) it walks the statement's old and new
-//! rows together: the same changes, without the per-row trigger queue and tuple re-fetch,
-//! sent one notification each or, batched, packed into as few as fit.
+//! Fired FOR EACH ROW (as `watch_column` installs every watch) it handles the row at hand.
+//! Fired FOR EACH STATEMENT with transition tables (by hand, or as batched watches were
+//! installed by earlier releases) it walks the statement's old and new rows together. Either way a
+//! change is sent in a notification of its own or, batched, into the transaction's batch.
 
 use pgrx::{pg_guard, pg_sys};
 
@@ -38,18 +38,14 @@ pub unsafe extern "C-unwind" fn notify_column_changed(
     let mut prepared =
         unsafe { plan_cache::take(&*trigger_data.tg_trigger, trigger_data.tg_relation) };
     let PreparedTrigger { plan, scratch } = &mut *prepared;
-    let result = if event & pg_sys::TRIGGER_EVENT_ROW != 0 {
+    if event & pg_sys::TRIGGER_EVENT_ROW != 0 {
         // SAFETY: fired for a row, so the trigger data holds that row's tuples.
         unsafe { notify_for_row(plan, scratch, trigger_data, operation) }
     } else {
         // SAFETY: fired for a statement; the transition tables are checked there.
         unsafe { notify_for_statement(plan, scratch, trigger_data, operation) };
         pg_sys::Datum::from(0)
-    };
-    if let Some(batch) = scratch.batch.as_mut() {
-        batch.send(&plan.sink);
     }
-    result
 }
 
 /// # Safety
@@ -142,7 +138,7 @@ unsafe fn notify_change(plan: &mut TriggerPlan, scratch: &mut CallScratch, opera
         &plan.sink,
         &mut scratch.payload,
         scratch.cut_points,
-        scratch.batch.as_mut(),
+        plan.batched,
     );
 }
 

@@ -40,8 +40,7 @@ const CEILING: f64 = 0.9;
 /// (`max_notify_queue_pages`): half of `QUEUE_MAX_PAGE`, 8 GB.
 const FIXED_QUEUE_PAGES: f64 = 1_048_575.0;
 
-/// Registers the setting and the end-of-transaction callback; called when the library is
-/// loaded, so that a notification pays for neither.
+/// Registers the setting; called when the library is loaded.
 pub fn init() {
     GucRegistry::define_float_guc(
         c"pg_column_notify.max_queue_usage",
@@ -53,8 +52,6 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
-    // SAFETY: the callback lives as long as the backend (the library is never unloaded).
-    unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
 }
 
 /// What to do with a notification.
@@ -196,11 +193,7 @@ fn queue_pages() -> f64 {
 
 /// At commit, says what was held back and keeps the counts for the next notifications; at
 /// abort, gives back the counts this transaction reported (its notifications are gone).
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn at_transaction_end(
-    event: pg_sys::XactEvent::Type,
-    _argument: *mut std::ffi::c_void,
-) {
+pub fn at_transaction_end(event: pg_sys::XactEvent::Type) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => warn_if_held_back(),
         pg_sys::XactEvent::XACT_EVENT_COMMIT => PRESSURE.with(|pressure| {

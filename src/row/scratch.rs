@@ -1,10 +1,9 @@
 //! What one trigger call writes as it goes: the rows being compared, which watched columns
-//! changed, the payload being rendered (with where it may be cut), and the batch being
-//! filled. Reused from row to row and call to call, so a row allocates nothing.
+//! changed, and the payload being rendered (with where it may be cut). Reused from row to
+//! row and call to call, so a row allocates nothing.
 
 use std::ops::Range;
 
-use crate::delivery::batch::Batch;
 use crate::delivery::fit::CutPoints;
 use crate::row::plan::TriggerPlan;
 use crate::row::row_values::RowValues;
@@ -21,8 +20,6 @@ pub struct CallScratch {
     pub old_spans: Vec<Range<usize>>,
     /// Where the payload being written may be cut to fit a notification.
     pub cut_points: CutPoints,
-    /// For batched watches: the notification being filled.
-    pub batch: Option<Batch>,
 }
 
 impl CallScratch {
@@ -35,7 +32,6 @@ impl CallScratch {
             payload: Vec::with_capacity(1024),
             old_spans: Vec::with_capacity(plan.width),
             cut_points: CutPoints::default(),
-            batch: plan.batched.then(Batch::new),
         }
     }
 }

@@ -43,11 +43,6 @@ impl Events {
         .map(|(name, _)| name)
     }
 
-    /// How many events are selected.
-    pub fn count(self) -> usize {
-        self.selected().count()
-    }
-
     /// `INSERT OR UPDATE ...`, for CREATE TRIGGER.
     pub fn sql(self) -> String {
         self.selected()

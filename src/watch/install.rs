@@ -265,9 +265,6 @@ impl WatchRequest {
             .map(|filter| table.checked_filter(&filter))
             .transpose()?;
         let events = Events::from_names(&events)?;
-        if spec.batch && events.count() != 1 {
-            return Err(WatchError::BatchOfSeveralEvents);
-        }
         Ok((table, spec, events))
     }
 }
@@ -495,20 +492,9 @@ pub fn create_or_replace_trigger(
     trigger: &str,
 ) {
     let arguments: Vec<String> = spec.to_arguments().iter().map(quote_literal).collect();
-    // A batched watch reads the statement's transition tables (one event per trigger, as
-    // PostgreSQL requires of triggers that have them).
-    let level = if spec.batch {
-        match (events.insert, events.delete) {
-            (true, _) => "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
-            (_, true) => "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT",
-            _ => "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT",
-        }
-    } else {
-        "FOR EACH ROW"
-    };
     let ddl = format!(
-        "CREATE OR REPLACE TRIGGER {trigger} AFTER {events} ON {table} {level} \
-         EXECUTE FUNCTION {function}({arguments})",
+        "CREATE OR REPLACE TRIGGER {trigger} AFTER {events} ON {table} \
+         FOR EACH ROW EXECUTE FUNCTION {function}({arguments})",
         trigger = quote_identifier(trigger),
         events = events.sql(),
         table = table.qualified(),

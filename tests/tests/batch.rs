@@ -1,6 +1,7 @@
-//! Batched watches (`batch => true`) over real connections: a statement's changes packed
-//! into few notifications, each under PostgreSQL's limit, every change once and in order,
-//! each element the payload the change would have had alone.
+//! Batched watches (`batch => true`) over real connections: a transaction's changes packed
+//! into few notifications, each under PostgreSQL's limit, every committed change once and in
+//! order, each element the payload the change would have had alone, nothing of what a
+//! (sub)transaction rolled back.
 
 use integration_tests::{query_i64, sqlstate, Listener, Received, TestDatabase};
 use serde_json::{json, Value};
@@ -148,7 +149,7 @@ async fn oversize_changes_are_reduced_inside_their_batch() {
 }
 
 #[tokio::test]
-async fn a_batched_watch_on_a_partitioned_table_names_the_parent() {
+async fn a_batched_watch_on_a_partitioned_table_names_the_parent_and_the_partition() {
     let db = TestDatabase::with_schema(
         "batch_partitions",
         "CREATE TABLE readings (region text, id int, value int, PRIMARY KEY (region, id))
@@ -166,6 +167,8 @@ async fn a_batched_watch_on_a_partitioned_table_names_the_parent() {
         .iter()
         .map(|change| {
             assert_eq!(change["table"], json!("readings"));
+            let region = change["id"]["region"].as_str().unwrap();
+            assert_eq!(change["partition"], json!(format!("readings_{region}")));
             assert_eq!(
                 change["new"]["value"],
                 json!(change["old"]["value"].as_i64().unwrap() + 1)
@@ -215,22 +218,19 @@ async fn durable_batched_changes_carry_the_ids_of_their_logged_events() {
 }
 
 #[tokio::test]
-async fn batching_several_events_is_refused_and_leaves_nothing() {
+async fn one_batched_watch_takes_several_events_and_a_null_batch_is_refused() {
     let db = TestDatabase::with_schema(
-        "batch_refusals",
-        "CREATE TABLE t (id int PRIMARY KEY, a int)",
+        "batch_events",
+        "CREATE TABLE t (id int PRIMARY KEY, a int);
+         INSERT INTO t VALUES (1, 0);",
     )
     .await;
-    for (statement, expected) in [
-        (
-            "SELECT watch_column('t', 'a', events => '{insert,update}', batch => true)",
-            "22023",
-        ),
-        ("SELECT watch_column('t', 'a', batch => NULL)", "22004"),
-    ] {
-        let error = db.client.batch_execute(statement).await.unwrap_err();
-        assert_eq!(sqlstate(&error), expected, "{statement}");
-    }
+    let error = db
+        .client
+        .batch_execute("SELECT watch_column('t', 'a', batch => NULL)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&error), "22004");
     let left = query_i64(
         &db.client,
         "SELECT (SELECT count(*) FROM column_watches)
@@ -239,15 +239,121 @@ async fn batching_several_events_is_refused_and_leaves_nothing() {
     .await;
     assert_eq!(left, 0, "no trigger and no catalog row left behind");
 
-    // Turning batching on and off replaces the trigger of the watch.
-    db.run("SELECT watch_column('t', 'a', batch => true); SELECT watch_column('t', 'a');")
+    db.run("SELECT watch_column('t', 'a', 't', events => '{insert,update,delete}', batch => true)")
         .await;
-    let row_triggers = query_i64(
+    let mut listener = db.listen("t").await;
+    db.run("BEGIN; INSERT INTO t VALUES (2, 0); UPDATE t SET a = 1; DELETE FROM t WHERE id = 1; COMMIT")
+        .await;
+    let (batches, changes) = receive_changes(&mut listener, 4).await;
+    assert_eq!(batches.len(), 1, "one transaction, one batch");
+    let seen: Vec<(&Value, &Value)> = changes
+        .iter()
+        .map(|change| (&change["op"], &change["id"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("INSERT"), &json!(2)),
+            (&json!("UPDATE"), &json!(1)),
+            (&json!("UPDATE"), &json!(2)),
+            (&json!("DELETE"), &json!(1)),
+        ]
+    );
+
+    // Turning batching off replaces the trigger of the watch.
+    db.run("SELECT watch_column('t', 'a', 't', events => '{insert,update,delete}')")
+        .await;
+    let triggers = query_i64(
         &db.client,
         "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND tgtype & 1 = 1",
     )
     .await;
-    assert_eq!(row_triggers, 1, "one trigger, FOR EACH ROW again");
+    assert_eq!(triggers, 1, "one trigger, FOR EACH ROW");
+    db.run("UPDATE t SET a = 2").await;
+    assert!(listener.next().await.payload.get("changes").is_none());
+}
+
+#[tokio::test]
+async fn one_row_statements_of_a_transaction_share_their_batches() {
+    let db = TestDatabase::with_schema(
+        "batch_one_row_statements",
+        "CREATE TABLE t (id int PRIMARY KEY, a int);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 2000) g;
+         SELECT watch_column('t', 'a', 't', batch => true, metadata => false);",
+    )
+    .await;
+    let mut listener = db.listen("t").await;
+    db.run("DO $$ BEGIN FOR i IN 1..2000 LOOP UPDATE t SET a = i WHERE id = i; END LOOP; END $$")
+        .await;
+    let (batches, changes) = receive_changes(&mut listener, 2000).await;
+    assert!(
+        batches.len() <= 2000 / 20,
+        "{} notifications",
+        batches.len()
+    );
+    let ids: Vec<i64> = changes.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, (1..=2000).collect::<Vec<i64>>(), "in the order made");
+
+    // A one-row statement on its own is a batch of one change.
+    db.run("UPDATE t SET a = 0 WHERE id = 7").await;
+    let (_, changes) = receive_changes(&mut listener, 1).await;
+    assert_eq!(changes[0]["new"], json!({"id": 7, "a": 0}));
+}
+
+#[tokio::test]
+async fn rolled_back_changes_never_leave_their_batch() {
+    let db = TestDatabase::with_schema(
+        "batch_rollbacks",
+        "CREATE TABLE t (id int PRIMARY KEY, a int);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 10) g;
+         SELECT watch_column('t', 'a', 't', batch => true);
+         -- Fires after the watch's trigger for each row, and fails at id 9: the statement's
+         -- changes are then already in the batch.
+         CREATE FUNCTION fail_at_nine() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.id = 9 AND NEW.a = 9 THEN RAISE EXCEPTION 'nine'; END IF;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER zz_fail_at_nine AFTER UPDATE ON t FOR EACH ROW
+             EXECUTE FUNCTION fail_at_nine();",
+    )
+    .await;
+    let mut listener = db.listen("t").await;
+    db.client
+        .batch_execute(
+            "BEGIN;
+         UPDATE t SET a = 1 WHERE id = 1;
+         SAVEPOINT s1;
+         UPDATE t SET a = 2 WHERE id = 2;
+         SAVEPOINT s2;
+         UPDATE t SET a = 3 WHERE id = 3;
+         RELEASE SAVEPOINT s2;
+         ROLLBACK TO SAVEPOINT s1;
+         UPDATE t SET a = 4 WHERE id = 4;
+         SAVEPOINT s3;
+         UPDATE t SET a = 5 WHERE id = 5;
+         RELEASE SAVEPOINT s3;
+         SAVEPOINT s4;
+         UPDATE t SET a = 9 WHERE id >= 6;",
+        )
+        .await
+        .expect_err("the last statement fails at id 9");
+    db.run("ROLLBACK TO SAVEPOINT s4; UPDATE t SET a = 6 WHERE id = 6; COMMIT")
+        .await;
+    let (batches, changes) = receive_changes(&mut listener, 4).await;
+    assert_eq!(batches.len(), 1);
+    let ids: Vec<i64> = changes.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [1, 4, 5, 6],
+        "what the savepoints rolled back never arrives"
+    );
+
+    // A transaction that rolls back sends nothing, and leaves nothing for the next one.
+    db.run("BEGIN; UPDATE t SET a = 7 WHERE id = 7; ROLLBACK; UPDATE t SET a = 8 WHERE id = 8")
+        .await;
+    let (_, changes) = receive_changes(&mut listener, 1).await;
+    assert_eq!(changes[0]["id"], json!(8));
 }
 
 #[tokio::test]
