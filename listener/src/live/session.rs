@@ -96,7 +96,12 @@ impl Session {
         let mut unsent: VecDeque<Notification> = early.into();
         let health = settings.health;
         let mut ping: Option<Pin<Box<dyn Future<Output = _> + Send + '_>>> = None;
-        let mut deadline = Instant::now() + health.idle();
+        // Any message proves the connection alive. The timer is set again only when it goes
+        // off (to the last message's time plus the idle time, if that is later): moving it at
+        // every notification cost more than receiving the notification.
+        let mut last_message = Instant::now();
+        let silence = sleep_until(last_message + health.idle());
+        tokio::pin!(silence);
         loop {
             if let Some(notification) = unsent.pop_front() {
                 tokio::select! {
@@ -134,7 +139,15 @@ impl Session {
                         }
                         ping = None;
                     }
-                    () = sleep_until(deadline) => {
+                    () = &mut silence => {
+                        let allowed = match ping.is_some() {
+                            true => health.timeout(),
+                            false => health.idle(),
+                        };
+                        if last_message + allowed > Instant::now() {
+                            silence.as_mut().reset(last_message + allowed);
+                            continue;
+                        }
                         if ping.is_some() {
                             return End::Lost(format!(
                                 "no answer from the server within {:?}",
@@ -142,17 +155,14 @@ impl Session {
                             ));
                         }
                         ping = Some(Box::pin(client.batch_execute("SELECT 1")));
+                        last_message = Instant::now();
+                        silence.as_mut().reset(last_message + health.timeout());
+                        continue;
                     }
                 }
             }
-            // Any message proves the connection alive; time spent waiting for the consumer
-            // does not count against the server.
-            deadline = Instant::now()
-                + if ping.is_some() {
-                    health.timeout()
-                } else {
-                    health.idle()
-                };
+            // Time spent waiting for the consumer does not count against the server.
+            last_message = Instant::now();
         }
     }
 }

@@ -292,7 +292,7 @@ fn notification_lines(notification: &Notification) -> Vec<String> {
 /// A JSON text on one line: its line breaks, which JSON allows only between tokens (a string
 /// writes them escaped), become spaces.
 fn one_line(json: &str) -> Cow<'_, str> {
-    if json.contains(['\n', '\r']) {
+    if json.bytes().any(|byte| byte == b'\n' || byte == b'\r') {
         Cow::Owned(json.replace(['\n', '\r'], " "))
     } else {
         Cow::Borrowed(json)

@@ -9,20 +9,26 @@ use crate::failure::Failure;
 
 /// Writes `text` and flushes it. False when stdout is closed (a broken pipe).
 pub fn write(text: &str) -> Result<bool, Failure> {
+    write_parts(&[text])
+}
+
+/// [`write`] of one line.
+pub fn line(text: &str) -> Result<bool, Failure> {
+    write_parts(&[text, "\n"])
+}
+
+/// Writes the parts in one go (stdout keeps them until the line ends) and flushes them.
+fn write_parts(parts: &[&str]) -> Result<bool, Failure> {
     let mut stdout = io::stdout().lock();
-    let written = stdout
-        .write_all(text.as_bytes())
+    let written = parts
+        .iter()
+        .try_for_each(|part| stdout.write_all(part.as_bytes()))
         .and_then(|()| stdout.flush());
     match written {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
         Err(error) => Err(Failure::new(format!("cannot write to stdout: {error}"))),
     }
-}
-
-/// [`write`] of one line.
-pub fn line(text: &str) -> Result<bool, Failure> {
-    write(&format!("{text}\n"))
 }
 
 /// Set by `-q`: no state lines.
