@@ -65,7 +65,10 @@ results=bench/RESULTS.md
     echo "median time without trigger) / rows. The next two columns divide a row's overhead by that"
     echo "of the plpgsql trigger and of contrib tcn (below 1: cheaper). The last one divides it by"
     echo "plpgsql's round by round (both measured within seconds of each other) and gives the median"
-    echo "and the range of those ratios: how much the machine's load moved them."
+    echo "and the range of those ratios: how much the machine's load moved them. A CHECKPOINT"
+    echo "precedes each timed statement (not timed), so that the WAL segments the runs write are"
+    echo "recycled as on a server in steady state; without it a new cluster creates and zero-fills"
+    echo "every segment, a cost that follows each variant's WAL volume (durable and WAL watches most)."
     echo
     "$overhead" --rows 10000 --runs 11 --markdown
     "$overhead" --rows 100000 --runs 15 --markdown
@@ -82,7 +85,7 @@ results=bench/RESULTS.md
     bash bench/concurrency.sh --markdown
     echo "## End to end"
     echo
-    target/release/end-to-end --markdown
+    target/release/end-to-end --events 100000 --markdown
     echo "## The NATS relay"
     echo
     target/release/relay-bench --markdown
