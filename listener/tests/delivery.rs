@@ -274,3 +274,34 @@ async fn the_change_type_reads_payloads_directly() {
     let change: Change = Change::from_payload(&change_payload(3)).unwrap();
     assert_change(&change, 3);
 }
+
+#[tokio::test]
+async fn try_recv_takes_what_is_waiting_and_never_waits() {
+    let channel = unique("try_recv");
+    let mut listener = Listener::connect(&server_url(), [&channel]).await.unwrap();
+    assert!(
+        listener.try_recv().is_none(),
+        "nothing sent, nothing waiting"
+    );
+    let sender = sender().await;
+    let batch = format!(
+        r#"{{"changes":[{},{}]}}"#,
+        change_payload(1),
+        change_payload(2)
+    );
+    notify(&sender, &channel, &batch).await;
+    notify(&sender, &channel, &change_payload(3)).await;
+    assert_change(&next_change(&mut listener, &channel).await, 1);
+    // The rest of the batch is waiting already; the next notification soon is.
+    let mut ids = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ids.len() < 2 && std::time::Instant::now() < deadline {
+        match listener.try_recv() {
+            Some(Event::Change { change, .. }) => ids.push(change.id.as_i64().unwrap()),
+            Some(other) => panic!("expected a change, got {other:?}"),
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    assert_eq!(ids, [2, 3]);
+    assert!(listener.try_recv().is_none());
+}

@@ -71,6 +71,12 @@ impl RawListener {
         self.events.recv().await
     }
 
+    /// The next event if one is waiting already, without waiting for one: for a consumer that
+    /// works in batches (for example writing output and flushing it when nothing is left).
+    pub fn try_recv(&mut self) -> Option<RawEvent> {
+        self.events.try_recv().ok()
+    }
+
     /// The next event, or [`Error::Timeout`] when none comes within `timeout`
     /// ([`Error::Closed`] once the listener's task has ended).
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<RawEvent, Error> {
@@ -201,6 +207,14 @@ impl<T: DeserializeOwned> Listener<T> {
             self.pending
                 .extend(Undecoded::split(self.raw.recv().await?));
         }
+    }
+
+    /// The next event if one is waiting already, without waiting for one.
+    pub fn try_recv(&mut self) -> Option<Event<T>> {
+        if self.pending.is_empty() {
+            self.pending.extend(Undecoded::split(self.raw.try_recv()?));
+        }
+        self.pending.pop_front().map(Undecoded::decode)
     }
 
     /// The next event, or [`Error::Timeout`] when none comes within `timeout`

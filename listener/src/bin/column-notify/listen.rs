@@ -22,6 +22,8 @@ type Interrupt = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
 struct Printer {
     raw: bool,
     left: Option<usize>,
+    /// Lines queued and not yet written.
+    queued: String,
 }
 
 /// How printing one line went.
@@ -35,22 +37,36 @@ enum Printed {
     Closed,
 }
 
+/// Queued lines are written once they reach this size, if not before.
+const MOST_QUEUED_BYTES: usize = 64 * 1024;
+
 impl Printer {
     fn new(args: &ListenArgs) -> Self {
         Self {
             raw: args.raw,
             left: args.count,
+            queued: String::new(),
         }
     }
 
-    /// Prints `line`, or the payload as received with `--raw`.
+    /// Prints `line`, or the payload as received with `--raw`, and flushes it.
     fn print(&mut self, line: impl FnOnce() -> String, payload: &str) -> Result<Printed, Failure> {
-        let printed = if self.raw {
-            output::line(payload)?
-        } else {
-            output::line(&line())?
-        };
-        if !printed {
+        let printed = self.queue(line, payload)?;
+        match self.flush()? {
+            true => Ok(printed),
+            false => Ok(Printed::Closed),
+        }
+    }
+
+    /// Queues `line` (or the payload, with `--raw`) to be written by [`Printer::flush`], or
+    /// now if the queue is full.
+    fn queue(&mut self, line: impl FnOnce() -> String, payload: &str) -> Result<Printed, Failure> {
+        match self.raw {
+            true => self.queued.push_str(payload),
+            false => self.queued.push_str(&line()),
+        }
+        self.queued.push('\n');
+        if self.queued.len() >= MOST_QUEUED_BYTES && !self.flush()? {
             return Ok(Printed::Closed);
         }
         match self.left.as_mut() {
@@ -64,6 +80,16 @@ impl Printer {
             }
             None => Ok(Printed::More),
         }
+    }
+
+    /// Writes and flushes the queued lines. False when stdout is closed.
+    fn flush(&mut self) -> Result<bool, Failure> {
+        if self.queued.is_empty() {
+            return Ok(true);
+        }
+        let written = output::write(&self.queued);
+        self.queued.clear();
+        written
     }
 }
 
@@ -87,35 +113,67 @@ pub async fn run(url: &str, tls: TlsVerification, args: ListenArgs) -> Result<()
         listener.channels().join(", ")
     ));
     let mut interrupt: Interrupt = Box::pin(interrupted());
-    while let Some(event) = until_interrupted(&mut interrupt, listener.recv()).await? {
-        match event {
-            Some(RawEvent::Notification(notification)) => {
-                if let Some(count) = skipped_before(&notification.payload) {
-                    let gap = ConnectionEvent::NotificationsSkipped {
-                        channel: notification.channel.clone(),
-                        count,
-                    };
-                    // A gap is never silenced, -q or not.
-                    eprintln!("column-notify: {}", describe(&gap));
+    while let Some(mut event) = until_interrupted(&mut interrupt, listener.recv()).await? {
+        // What is waiting already is printed in one write; a line never waits for more.
+        loop {
+            match print_notification(&mut printer, event)? {
+                Printed::More => {}
+                Printed::Enough => {
+                    printer.flush()?;
+                    return Ok(());
                 }
-                let lines = if printer.raw {
-                    vec![String::new()]
-                } else {
-                    notification_lines(&notification)
-                };
-                for line in lines {
-                    if printer.print(|| line, &notification.payload)? != Printed::More {
-                        return Ok(());
-                    }
-                }
+                Printed::Closed => return Ok(()),
             }
-            Some(RawEvent::Connection(event)) => {
-                output::state(&format!("column-notify: {}", describe(&event)))
+            match listener.try_recv() {
+                Some(next) => event = Some(next),
+                None => break,
             }
-            None => return Err(Failure::new("the listener stopped".to_string())),
+        }
+        if !printer.flush()? {
+            return Ok(());
         }
     }
     Ok(())
+}
+
+/// Queues the lines of what the listener yielded; reports a gap or a connection change on
+/// stderr, after the lines before it.
+fn print_notification(printer: &mut Printer, event: Option<RawEvent>) -> Result<Printed, Failure> {
+    match event {
+        Some(RawEvent::Notification(notification)) => {
+            if let Some(count) = skipped_before(&notification.payload) {
+                let gap = ConnectionEvent::NotificationsSkipped {
+                    channel: notification.channel.clone(),
+                    count,
+                };
+                if !printer.flush()? {
+                    return Ok(Printed::Closed);
+                }
+                // A gap is never silenced, -q or not.
+                eprintln!("column-notify: {}", describe(&gap));
+            }
+            let lines = if printer.raw {
+                vec![String::new()]
+            } else {
+                notification_lines(&notification)
+            };
+            for line in lines {
+                let printed = printer.queue(|| line, &notification.payload)?;
+                if printed != Printed::More {
+                    return Ok(printed);
+                }
+            }
+            Ok(Printed::More)
+        }
+        Some(RawEvent::Connection(event)) => {
+            if !printer.flush()? {
+                return Ok(Printed::Closed);
+            }
+            output::state(&format!("column-notify: {}", describe(&event)));
+            Ok(Printed::More)
+        }
+        None => Err(Failure::new("the listener stopped".to_string())),
+    }
 }
 
 /// `listen CHANNEL --consumer NAME`: replay, then live events; each batch acknowledged once
