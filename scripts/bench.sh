@@ -16,6 +16,12 @@ if [ -z "${DATABASE_URL:-}" ]; then
     # triggers and the listener, not of encryption, as the bare connections they are set
     # beside use none.
     DATABASE_URL="${server%/*}/pgcn_bench?sslmode=disable"
+    # A replication slot that nobody reads keeps every WAL segment written after it (none
+    # is recycled, each new one is created and zero-filled), which would weigh on the
+    # variants that write the most WAL. The private cluster's are the tests' leftovers.
+    psql -X -q -tA "$server" -c "SELECT 'bench: dropping the unused slot ' || slot_name || ' of database ' || database
+                                 FROM pg_replication_slots WHERE NOT active" >&2
+    psql -X -q "$server" -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active" >/dev/null
 fi
 export DATABASE_URL
 

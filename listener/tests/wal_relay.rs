@@ -140,6 +140,7 @@ async fn wal_watches_relayed_exactly_once_in_commit_order_through_relay_kills() 
     signal(&relay, "INT");
     assert_eq!(wait(&mut relay, Duration::from_secs(10)).code(), Some(0));
     drop(outputs);
+    db.drop_wal_consumer("wal_to_nats").await;
 }
 
 #[tokio::test]
@@ -224,4 +225,5 @@ async fn no_duplicate_of_what_the_slot_sends_again_past_the_duplicate_window() {
     assert_eq!(versions, (1..=5).map(|id| (id, 1)).collect());
     signal(&relay, "INT");
     assert_eq!(wait(&mut relay, Duration::from_secs(10)).code(), Some(0));
+    db.drop_wal_consumer("windowed").await;
 }

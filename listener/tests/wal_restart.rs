@@ -83,4 +83,5 @@ async fn a_wal_consumer_loses_nothing_across_a_server_restart() {
         "{connection:?}"
     );
     assert_eq!(changes, committed);
+    db.drop_wal_consumer("survivor").await;
 }

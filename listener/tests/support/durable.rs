@@ -42,6 +42,24 @@ impl DurableDatabase {
         DurableDatabase { url, client }
     }
 
+    /// Drops a WAL consumer and its slot once nothing streams from it any more: a slot left
+    /// behind would keep the cluster's WAL from being recycled.
+    pub async fn drop_wal_consumer(&self, consumer: &str) {
+        for _ in 0..100 {
+            let dropped = column_notify_listener::WalConsumer::drop_consumer(
+                &self.url,
+                consumer,
+                &TlsVerification::default(),
+            )
+            .await;
+            if dropped.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the slot of consumer {consumer} stayed in use");
+    }
+
     /// Every change committed so far, as (id, version): all versions up to each row's
     /// current one.
     pub async fn committed(&self) -> std::collections::BTreeSet<(i32, i32)> {
