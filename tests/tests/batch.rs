@@ -380,3 +380,43 @@ async fn a_batched_watch_follows_a_renamed_column() {
     .await;
     assert_eq!(listed, 1);
 }
+
+#[tokio::test]
+async fn a_statement_level_batched_trigger_of_an_earlier_release_goes_on_and_is_replaced() {
+    let db = TestDatabase::with_schema(
+        "batch_earlier_release",
+        "CREATE TABLE t (id int PRIMARY KEY, a int);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 3) g;
+         SELECT watch_column('t', 'a', 't', batch => true);
+         -- The trigger earlier releases installed for the same watch.
+         CREATE OR REPLACE TRIGGER column_notify_a AFTER UPDATE ON t
+             REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+             EXECUTE FUNCTION notify_column_changed('t', 'a', '', 'batch=true');",
+    )
+    .await;
+    let row_triggers = "SELECT count(*) FROM pg_trigger
+                        WHERE tgrelid = 't'::regclass AND tgtype & 1 = 1";
+    assert_eq!(query_i64(&db.client, row_triggers).await, 0);
+    let mut listener = db.listen("t").await;
+    db.run("BEGIN; UPDATE t SET a = 1; UPDATE t SET a = 2 WHERE id = 1; COMMIT")
+        .await;
+    let (batches, changes) = receive_changes(&mut listener, 4).await;
+    assert_eq!(
+        batches.len(),
+        1,
+        "its statements' changes share the batch too"
+    );
+    let ids: Vec<i64> = changes.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3, 1]);
+
+    db.run("SELECT watch_column('t', 'a', 't', batch => true)")
+        .await;
+    assert_eq!(
+        query_i64(&db.client, row_triggers).await,
+        1,
+        "FOR EACH ROW now"
+    );
+    db.run("UPDATE t SET a = 3").await;
+    let (_, changes) = receive_changes(&mut listener, 3).await;
+    assert!(changes.iter().all(|change| change["new"]["a"] == json!(3)));
+}
