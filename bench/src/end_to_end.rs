@@ -589,11 +589,27 @@ fn versus_baseline(figures: &[f64], index: usize) -> String {
     }
 }
 
-/// `figures[index]` over its bare counterpart's, or "-" for a bare receiver.
-fn versus_counterpart(figures: &[f64], index: usize) -> String {
-    match RECEIVERS[index].counterpart() {
-        Some(bare) => format!("{:.2}", figures[index] / figures[bare]),
-        None => "-".to_owned(),
+/// The ratio of a receiver's time to its bare counterpart's (the inverse of their rates), round
+/// by round (the receivers take turns within a round): "median (lowest–highest)", or "-" for
+/// a bare receiver.
+fn versus_counterpart_by_round(
+    runs: &[Vec<Burst>],
+    index: usize,
+    timed: &dyn Fn(&Burst) -> Duration,
+) -> String {
+    let Some(bare) = RECEIVERS[index].counterpart() else {
+        return "-".to_owned();
+    };
+    let mut ratios: Vec<f64> = runs[index]
+        .iter()
+        .zip(&runs[bare])
+        .map(|(ours, theirs)| timed(theirs).as_secs_f64() / timed(ours).as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    match ratios.as_slice() {
+        [] => "-".to_owned(),
+        [only] => format!("{only:.2}"),
+        [low, .., high] => format!("{:.2} ({low:.2}–{high:.2})", ratios[ratios.len() / 2]),
     }
 }
 
@@ -607,9 +623,13 @@ fn medians(runs: &[Vec<Burst>], figure: impl Fn(&Burst) -> Duration) -> Vec<Dura
 fn report_throughput(options: &Options, runs: &[Vec<Burst>], pace: Pace) {
     let committing = medians(runs, |run| run.committing);
     let draining = medians(runs, |run| run.draining);
+    let timed_of: &dyn Fn(&Burst) -> Duration = match pace {
+        Pace::Batches(_) => &|run: &Burst| run.committing + run.draining,
+        Pace::AtOnce => &|run: &Burst| run.draining,
+    };
     let (timed, title, after) = match pace {
         Pace::Batches(batch) => (
-            medians(runs, |run| run.committing + run.draining),
+            medians(runs, timed_of),
             format!(
                 "Throughput paced by the writer: {} changes committed in UPDATEs of {batch} rows, \
                  median of {} alternating runs (events / time from the first UPDATE sent to the \
@@ -637,7 +657,7 @@ fn report_throughput(options: &Options, runs: &[Vec<Burst>], pace: Pace) {
                 RECEIVERS[i].label().to_owned(),
                 format!("{:.0}/s", rates[i]),
                 versus_baseline(&rates, i),
-                versus_counterpart(&rates, i),
+                versus_counterpart_by_round(runs, i, timed_of),
                 format!("{:.0}/s", per_second(committing[i])),
                 format!("{:.1} ms", draining[i].as_secs_f64() * 1e3),
             ]
@@ -647,7 +667,7 @@ fn report_throughput(options: &Options, runs: &[Vec<Burst>], pace: Pace) {
         "receiver",
         "events/s",
         "/ baseline",
-        "/ bare counterpart",
+        "/ bare counterpart, round by round: median (range)",
         "writer's rows/s",
         after,
     ];
