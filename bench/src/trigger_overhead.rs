@@ -5,7 +5,9 @@
 //! sends nothing, ours with a row filter that turns every change down, ours and plpgsql
 //! writing WAL messages instead of NOTIFY). The variants alternate within each round; the
 //! report gives medians and ratios, never a lone absolute time, because this machine is
-//! shared and noisy.
+//! shared and noisy. One more row, in the same rounds: `pg_notify` of the plain watch's own
+//! payloads in one transaction, less a scan of them: what NOTIFY alone costs any trigger that
+//! sends them, the floor under the plain watch's ratio.
 //!
 //! With `--one-row-statements`, the rows are changed by as many one-row UPDATE statements
 //! (in one transaction, from a DO block), which is what an application mostly does.
@@ -220,6 +222,53 @@ async fn prepare(client: &Client, options: &Options) {
             .await
             .unwrap_or_else(|error| fail(&format!("vacuum: {}", describe(&error))));
     }
+    // The plain watch's payloads, one per row: the durable watch logs them (with its
+    // `event_id`, taken out again), for the NOTIFY floor below.
+    client
+        .batch_execute(&format!(
+            "TRUNCATE column_notify.events;
+             UPDATE {durable} SET canceled = NOT canceled;
+             DROP TABLE IF EXISTS {PAYLOADS};
+             CREATE TABLE {PAYLOADS} AS
+                 SELECT pg_catalog.regexp_replace(payload::text, '\"event_id\":[0-9]+,', '') AS payload
+                 FROM column_notify.events;
+             TRUNCATE column_notify.events;
+             UPDATE {durable} SET canceled = NOT canceled;
+             TRUNCATE column_notify.events;",
+            durable = DURABLE_TABLE,
+        ))
+        .await
+        .unwrap_or_else(|error| fail(&format!("keeping the payloads: {}", describe(&error))));
+    client
+        .batch_execute(&format!("VACUUM ANALYZE {DURABLE_TABLE}, {PAYLOADS}"))
+        .await
+        .unwrap_or_else(|error| fail(&format!("vacuum: {}", describe(&error))));
+}
+
+/// The table of the plain watch's payloads, and the statements that measure NOTIFY alone:
+/// `pg_notify` of every payload in one transaction, less a scan of the same rows.
+const PAYLOADS: &str = "bench_payloads";
+const DURABLE_TABLE: &str = "bench_durable";
+const NOTIFY_PAYLOADS: &str =
+    "SELECT pg_catalog.count(pg_catalog.pg_notify('bench_floor', payload)) FROM bench_payloads";
+const SCAN_PAYLOADS: &str = "SELECT pg_catalog.count(payload) FROM bench_payloads";
+/// The floor's row: what any trigger sending these payloads pays to NOTIFY alone.
+const NOTIFY_ALONE_LABEL: &str = "NOTIFY of the plain watch's payloads alone";
+
+/// The time of `sql`, run as the timed statements are (after a checkpoint).
+async fn timed(client: &Client, sql: &str, options: &Options) -> Duration {
+    if options.checkpoints {
+        client
+            .batch_execute("CHECKPOINT")
+            .await
+            .unwrap_or_else(|error| fail(&format!("checkpoint: {}", describe(&error))));
+    }
+    let start = Instant::now();
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|error| fail(&format!("{sql}: {}", describe(&error))));
+    start.elapsed()
 }
 
 /// The timed statement: one UPDATE of every row, or one UPDATE per row.
@@ -251,19 +300,7 @@ async fn timed_update(client: &Client, table: &str, options: &Options) -> Durati
     // A server in steady state recycles its WAL segments; one just made creates (and fills
     // with zeros) every segment a run writes, a cost that follows the WAL a variant writes.
     // After a checkpoint the segments written so far are recycled for the next runs.
-    if options.checkpoints {
-        client
-            .batch_execute("CHECKPOINT")
-            .await
-            .unwrap_or_else(|error| fail(&format!("checkpoint: {}", describe(&error))));
-    }
-    let update = update_sql(table, options);
-    let start = Instant::now();
-    client
-        .batch_execute(&update)
-        .await
-        .unwrap_or_else(|error| fail(&format!("update of {table}: {}", describe(&error))));
-    start.elapsed()
+    timed(client, &update_sql(table, options), options).await
 }
 
 /// For each variant, round by round, its overhead divided by the plpgsql trigger's in the
@@ -312,6 +349,8 @@ async fn main() {
     prepare(&client, &options).await;
 
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
+    // NOTIFY alone, round by round: pg_notify of the plain watch's payloads less the scan.
+    let mut notify_alone: Vec<(Duration, f64)> = Vec::new();
     for round in 0..options.runs {
         // Rotate the order each round, so no variant always runs first or last.
         for offset in 0..VARIANTS.len() {
@@ -319,11 +358,22 @@ async fn main() {
             let elapsed = timed_update(&client, VARIANTS[index].table, &options).await;
             samples[index].push(elapsed);
         }
+        let notifying = timed(&client, NOTIFY_PAYLOADS, &options).await;
+        let scanning = timed(&client, SCAN_PAYLOADS, &options).await;
+        notify_alone.push((
+            notifying,
+            (notifying.as_secs_f64() - scanning.as_secs_f64()),
+        ));
         eprintln!("round {}/{} done", round + 1, options.runs);
     }
 
-    let per_round = per_round_ratios(&samples);
-    let medians: Vec<Duration> = samples.iter_mut().map(|s| median(s)).collect();
+    let mut per_round = per_round_ratios(&samples);
+    let plpgsql_overheads: Vec<f64> = samples[1]
+        .iter()
+        .zip(&samples[0])
+        .map(|(plpgsql, none)| plpgsql.as_secs_f64() - none.as_secs_f64())
+        .collect();
+    let mut medians: Vec<Duration> = samples.iter_mut().map(|s| median(s)).collect();
     let baseline = medians[0];
     let per_row_us =
         |m: Duration| (m.as_secs_f64() - baseline.as_secs_f64()) * 1e6 / options.rows as f64;
@@ -343,15 +393,41 @@ async fn main() {
     } else {
         println!("{title}");
     }
-    for ((variant, &m), rounds) in VARIANTS.iter().zip(&medians).zip(&per_round) {
-        let overhead = per_row_us(m);
+    // The NOTIFY floor as one more row: its overhead is its own (pg_notify less the scan),
+    // not a time over the table without a trigger.
+    let mut floor_rounds: Vec<f64> = notify_alone
+        .iter()
+        .zip(&plpgsql_overheads)
+        .map(|((_, overhead), plpgsql)| overhead / plpgsql)
+        .collect();
+    floor_rounds.sort_by(f64::total_cmp);
+    per_round.push(floor_rounds);
+    let mut floor_overheads: Vec<f64> =
+        notify_alone.iter().map(|(_, overhead)| *overhead).collect();
+    floor_overheads.sort_by(f64::total_cmp);
+    let floor_overhead = floor_overheads[floor_overheads.len() / 2];
+    medians.push(median(
+        &mut notify_alone
+            .iter()
+            .map(|(time, _)| *time)
+            .collect::<Vec<_>>(),
+    ));
+    let labels = VARIANTS
+        .iter()
+        .map(|variant| variant.label)
+        .chain([NOTIFY_ALONE_LABEL]);
+    for ((label, &m), rounds) in labels.zip(&medians).zip(&per_round) {
+        let overhead = match label {
+            NOTIFY_ALONE_LABEL => floor_overhead * 1e6 / options.rows as f64,
+            _ => per_row_us(m),
+        };
         let spread = match rounds.as_slice() {
             [] => "-".to_owned(),
             [low, .., high] => format!("{:.2} ({low:.2}–{high:.2})", rounds[rounds.len() / 2]),
             [only] => format!("{only:.2}"),
         };
         let ratio = |reference: f64| {
-            if variant.label == "no trigger" || reference <= 0.0 {
+            if label == "no trigger" || reference <= 0.0 {
                 "-".to_owned()
             } else {
                 format!("{:.2}", overhead / reference)
@@ -360,26 +436,23 @@ async fn main() {
         let (to_plpgsql, to_tcn) = (ratio(plpgsql), ratio(tcn));
         let time = m.as_secs_f64() * 1e3;
         if options.markdown {
-            println!(
-                "| {} | {time:.1} ms | {overhead:.2} µs | {to_plpgsql} | {to_tcn} | {spread} |",
-                variant.label
-            );
+            println!("| {label} | {time:.1} ms | {overhead:.2} µs | {to_plpgsql} | {to_tcn} | {spread} |");
         } else {
             println!(
-                "  {:<42} {time:>9.1} ms  {overhead:>6.2} µs/row  ÷plpgsql {to_plpgsql:>5}  ÷tcn {to_tcn:>5}  rounds {spread}",
-                variant.label
+                "  {label:<42} {time:>9.1} ms  {overhead:>6.2} µs/row  ÷plpgsql {to_plpgsql:>5}  ÷tcn {to_tcn:>5}  rounds {spread}"
             );
         }
     }
     if options.markdown {
         println!();
     }
-    for variant in VARIANTS {
-        if let Err(error) = client
-            .batch_execute(&format!("DROP TABLE {}", variant.table))
-            .await
-        {
-            eprintln!("could not drop {}: {}", variant.table, describe(&error));
+    let tables = VARIANTS
+        .iter()
+        .map(|variant| variant.table)
+        .chain([PAYLOADS]);
+    for table in tables {
+        if let Err(error) = client.batch_execute(&format!("DROP TABLE {table}")).await {
+            eprintln!("could not drop {table}: {}", describe(&error));
         }
     }
 }
