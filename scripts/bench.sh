@@ -75,6 +75,9 @@ results=bench/RESULTS.md
     echo "precedes each timed statement (not timed), so that the WAL segments the runs write are"
     echo "recycled as on a server in steady state; without it a new cluster creates and zero-fills"
     echo "every segment, a cost that follows each variant's WAL volume (durable and WAL watches most)."
+    echo "The last row is no trigger: \`pg_notify\` of the plain watch's own payloads, one per row, in"
+    echo "one transaction, less a scan of them, in the same rounds: what NOTIFY alone costs any"
+    echo "trigger that sends these payloads, the floor under the plain watch's ratio."
     echo
     "$overhead" --rows 10000 --runs 11 --markdown
     "$overhead" --rows 100000 --runs 15 --markdown
