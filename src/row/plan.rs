@@ -89,7 +89,7 @@ pub struct TriggerPlan {
     pub key_equality: Vec<Equality>,
     /// For durable watches: where events are appended.
     pub event_log: Option<EventLog>,
-    /// Whether the changes of a call are packed into batches (`batch=true`).
+    /// Whether changes go into the transaction's batches (`batch=true`).
     pub batched: bool,
     /// The watch's row filter, when it has one.
     pub filter: Option<RowFilter>,

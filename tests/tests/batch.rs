@@ -29,6 +29,14 @@ async fn receive_changes(listener: &mut Listener, expected: usize) -> (Vec<Recei
     (batches, changes)
 }
 
+/// The (integer) keys of the changes, in order.
+fn ids_of(changes: &[Value]) -> Vec<i64> {
+    changes
+        .iter()
+        .map(|change| change["id"].as_i64().expect("an integer key"))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_large_update_arrives_in_few_notifications_that_hold_the_reference_payloads() {
     let db = TestDatabase::with_schema(
@@ -291,7 +299,7 @@ async fn one_row_statements_of_a_transaction_share_their_batches() {
         "{} notifications",
         batches.len()
     );
-    let ids: Vec<i64> = changes.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    let ids = ids_of(&changes);
     assert_eq!(ids, (1..=2000).collect::<Vec<i64>>(), "in the order made");
 
     // A one-row statement on its own is a batch of one change.
@@ -342,7 +350,7 @@ async fn rolled_back_changes_never_leave_their_batch() {
         .await;
     let (batches, changes) = receive_changes(&mut listener, 4).await;
     assert_eq!(batches.len(), 1);
-    let ids: Vec<i64> = changes.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    let ids = ids_of(&changes);
     assert_eq!(
         ids,
         [1, 4, 5, 6],
@@ -406,7 +414,7 @@ async fn a_statement_level_batched_trigger_of_an_earlier_release_goes_on_and_is_
         1,
         "its statements' changes share the batch too"
     );
-    let ids: Vec<i64> = changes.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    let ids = ids_of(&changes);
     assert_eq!(ids, [1, 2, 3, 1]);
 
     db.run("SELECT watch_column('t', 'a', 't', batch => true)")
